@@ -1,0 +1,1 @@
+"""The local development environment: kube-apiserver + etcd + redis-server, no cluster needed."""

@@ -1,0 +1,1 @@
+"""Kubernetes adapters: client construction and RunnerScaleSet access."""

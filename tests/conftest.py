@@ -1,0 +1,6 @@
+"""Fixture plugins: each module under tests/fixtures/ owns one kind of real server."""
+
+pytest_plugins = [
+    "tests.fixtures.cluster",
+    "tests.fixtures.workers",
+]
