@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     def _backoff_bounds(self) -> Settings:
         if self.retry_backoff_base > self.retry_backoff_max:
             raise ValueError(
-                "retry_backoff_base must not exceed retry_backoff_max "
-                f"({self.retry_backoff_base} > {self.retry_backoff_max})"
+                f"{flag_name('retry_backoff_base')} ({self.retry_backoff_base}) must not exceed "
+                f"{flag_name('retry_backoff_max')} ({self.retry_backoff_max})"
             )
         return self
 
@@ -163,10 +163,12 @@ def describe_error(error: ValidationError) -> str:
     if field is None:
         return f"invalid settings: {first['msg'].removeprefix('Value error, ')}"
     given = first.get("input")
-    return (
-        f"invalid value {given!r} for {flag_name(field)} ({env_name(field)}): "
-        f"expected {_accepted(field)}"
-    )
+    if first["type"] == "value_error":
+        # Our own validators say what they accept in their message.
+        expected = first["msg"].removeprefix("Value error, ")
+    else:
+        expected = f"expected {_accepted(field)}"
+    return f"invalid value {given!r} for {flag_name(field)} ({env_name(field)}): {expected}"
 
 
 def load_settings(overrides: dict[str, object] | None = None) -> Settings:

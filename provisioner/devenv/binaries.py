@@ -127,6 +127,19 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return result.stdout
 
 
+def _version_ldflags() -> str:
+    # Stamp the release into the binary, so clients see v1.37.2 and not v0.0.0-master.
+    major, minor, _ = KUBERNETES_VERSION.removeprefix("v").split(".")
+    package = "k8s.io/component-base/version"
+    stamps = {
+        "gitVersion": KUBERNETES_VERSION,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+    }
+    return " ".join(["-s", "-w", *(f"-X {package}.{k}={v}" for k, v in stamps.items())])
+
+
 def build_kube_binaries(target: Path) -> None:
     go = _go()
     target.mkdir(parents=True, exist_ok=True)
@@ -167,7 +180,7 @@ def build_kube_binaries(target: Path) -> None:
                 "build",
                 "-trimpath",
                 "-ldflags",
-                "-s -w",
+                _version_ldflags(),
                 "-o",
                 f"{out}/",
                 "./cmd/kube-apiserver",

@@ -104,12 +104,12 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def pid_cmdline(pid: int) -> list[str]:
+def pid_executable(pid: int) -> str | None:
+    """The resolved path of the program ``pid`` runs (argv[0] may be rewritten, as redis does)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [part.decode(errors="replace") for part in f.read().split(b"\0") if part]
+        return os.path.realpath(f"/proc/{pid}/exe", strict=True)
     except OSError:
-        return []
+        return None
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provisioner.devenv.binaries import ensure_kube_binaries
 from provisioner.devenv.controlplane import LocalControlPlane
-from provisioner.devenv.procs import pid_alive, pid_cmdline, stop_pid
+from provisioner.devenv.procs import pid_alive, pid_executable, stop_pid
 from provisioner.devenv.redis_server import LocalRedis
 
 DEFAULT_STATE_DIR = Path(".provisioner-dev")
@@ -48,8 +48,7 @@ def read_state(state_dir: Path) -> DevState | None:
 def running_processes(state: DevState) -> dict[str, int]:
     alive = {}
     for name, (pid, executable) in state.processes.items():
-        cmdline = pid_cmdline(pid)
-        if pid_alive(pid) and cmdline and cmdline[0] == executable:
+        if pid_alive(pid) and pid_executable(pid) == os.path.realpath(executable):
             alive[name] = pid
     return alive
 
