@@ -1,0 +1,1 @@
+"""`provisioner bench`: time to N runners, side by side across creation modes."""

@@ -1,0 +1,75 @@
+"""CPU seconds and peak RSS of a set of processes (and their children) over a measurement."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class ResourceUsage:
+    cpu_seconds: float
+    peak_rss_bytes: int
+
+
+class ResourceSampler:
+    """Samples the process trees rooted at ``pids`` in a background thread.
+
+    CPU time is the difference between the end and the start of the measurement, summed over
+    every process seen (a child that exited mid-run keeps the CPU it was last seen with).
+    Peak RSS is the largest sum of the trees' resident sets at any one sample.
+    """
+
+    def __init__(self, pids: list[int], interval: float = 0.1):
+        self.roots = [psutil.Process(pid) for pid in pids]
+        self.interval = interval
+        self._cpu_start: dict[int, float] = {}
+        self._cpu_last: dict[int, float] = {}
+        self._peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
+
+    def _processes(self) -> list[psutil.Process]:
+        found = []
+        for root in self.roots:
+            try:
+                found.append(root)
+                found.extend(root.children(recursive=True))
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def _sample(self) -> None:
+        rss = 0
+        for process in self._processes():
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    rss += process.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            cpu = times.user + times.system
+            self._cpu_start.setdefault(process.pid, cpu)
+            self._cpu_last[process.pid] = cpu
+        self._peak_rss = max(self._peak_rss, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> ResourceSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def usage(self) -> ResourceUsage:
+        cpu = sum(self._cpu_last[pid] - self._cpu_start[pid] for pid in self._cpu_last)
+        return ResourceUsage(cpu_seconds=cpu, peak_rss_bytes=self._peak_rss)

@@ -1,0 +1,80 @@
+"""Benchmark report: ratios between modes, JSON, table and plot."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from provisioner.bench.report import BenchReport, BenchRun, Leaks, ratios
+
+
+def run(mode: str, n: int, seconds: float, created: int | None = None) -> BenchRun:
+    return BenchRun(
+        mode=mode,
+        runners=n,
+        concurrency=10,
+        github_latency_ms=300,
+        seconds=seconds,
+        created=n if created is None else created,
+        cpu_seconds=1.5,
+        peak_rss_bytes=200 * 2**20,
+        github_calls=n,
+        kube_writes=2 * n,
+        throttled=0,
+        leaks=Leaks(0, 0, 0),
+    )
+
+
+def test_ratios_pair_modes_at_the_same_n() -> None:
+    runs = [
+        run("sequential", 100, 33.0),
+        run("parallel", 100, 3.3),
+        run("limit", 100, 3.0),
+        run("parallel", 500, 10.0),
+    ]
+    found = {(r.runners, r.label): r.value for r in ratios(runs)}
+    assert found.keys() == {(100, "sequential/parallel"), (100, "parallel/limit")}
+    assert found[(100, "sequential/parallel")] == 10.0
+    assert abs(found[(100, "parallel/limit")] - 1.1) < 1e-9
+
+
+def test_json_carries_runs_ratios_and_per_runner_counts(tmp_path: Path) -> None:
+    report = BenchReport(
+        "provisioner bench --runners 10",
+        "2 cores",
+        [run("sequential", 10, 4.0), run("parallel", 10, 0.5, created=8)],
+    )
+    report.write_json(tmp_path / "bench.json")
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["command"] == "provisioner bench --runners 10"
+    parallel = data["runs"][1]
+    assert parallel["runners_per_second"] == 16.0
+    assert parallel["github_calls_per_runner"] == 10 / 8
+    assert data["ratios"] == [{"runners": 10, "ratio": "sequential/parallel", "value": 8.0}]
+
+
+def test_table_shows_each_run_and_the_ratio() -> None:
+    report = BenchReport("cmd", "m", [run("sequential", 10, 4.0), run("parallel", 10, 0.5)])
+    out = io.StringIO()
+    report.print_table(Console(file=out, width=200))
+    text = out.getvalue()
+    assert "sequential" in text and "parallel" in text
+    assert "8.00" in text
+
+
+def test_plot_is_a_png(tmp_path: Path) -> None:
+    report = BenchReport(
+        "cmd",
+        "m",
+        [
+            run("sequential", 10, 4.0),
+            run("sequential", 50, 20.0),
+            run("parallel", 10, 0.5),
+            run("parallel", 50, 1.0),
+        ],
+    )
+    report.write_plot(tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
