@@ -140,7 +140,8 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def _accepted(field: str) -> str:
+def accepted_values(field: str) -> str:
+    """What a setting accepts, in words: its type and bounds, or its choices."""
     info = Settings.model_fields[field]
     bounds = []
     for meta in info.metadata:
@@ -167,7 +168,7 @@ def describe_error(error: ValidationError) -> str:
         # Our own validators say what they accept in their message.
         expected = first["msg"].removeprefix("Value error, ")
     else:
-        expected = f"expected {_accepted(field)}"
+        expected = f"expected {accepted_values(field)}"
     return f"invalid value {given!r} for {flag_name(field)} ({env_name(field)}): {expected}"
 
 
