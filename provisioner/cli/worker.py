@@ -1,0 +1,63 @@
+"""``provisioner worker``: a Celery worker with our app, our queue and our defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from provisioner.cli.flags import add_settings_flags, settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="create runners: a Celery worker (scale it horizontally)",
+        description="Run a Celery worker that creates runners from the queue. Start as many as "
+        "you like: the creation budget and rate limits are global, kept in Redis.",
+    )
+    parser.add_argument(
+        "--hostname",
+        default=f"worker-{os.getpid()}@{socket.gethostname()}",
+        help="Celery node name (unique per worker)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="pool threads of this worker (default: --runner-creation-concurrency, so one "
+        "worker alone can use the whole global budget; the budget, not the pool, limits)",
+    )
+    add_settings_flags(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from provisioner.cli import CommandError, configure_logging
+    from provisioner.config import export_to_environ
+
+    settings = settings_from_args(args)
+    threads = args.threads or settings.runner_creation_concurrency
+    if threads < 1 or threads > 1000:
+        raise CommandError(f"--threads must be between 1 and 1000, got {threads}")
+    export_to_environ(settings)
+    configure_logging(settings.log_level)
+
+    from workers.app import QUEUE, app
+    from workers.liveness import start_ops_server
+
+    start_ops_server(settings)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={threads}",
+            f"--queues={QUEUE}",
+            f"--hostname={args.hostname}",
+            f"--loglevel={settings.log_level}",
+            # Workers need not know each other: the limits are in Redis.
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    )
+    return 0

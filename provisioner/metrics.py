@@ -1,0 +1,62 @@
+"""Prometheus metrics of every process. Each process has its own registry (the default one);
+Prometheus sums them across worker processes, so a creation is counted by the one worker
+that made it."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUNNER_CREATION_SECONDS = Histogram(
+    "provisioner_runner_creation_seconds",
+    "Seconds from a creation task's start to its runner's Pod existing (or its rollback).",
+    ["scale_set", "outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 30, 60, 120),
+)
+RUNNER_CREATIONS = Counter(
+    "provisioner_runner_creations_total",
+    "Runner creations by outcome (created, failed) and failure reason.",
+    ["scale_set", "outcome", "reason"],
+)
+RUNNERS_IN_FLIGHT = Gauge(
+    "provisioner_runners_in_flight",
+    "Runner creations running in this process now.",
+    ["scale_set"],
+)
+SCALE_SET_DESIRED = Gauge(
+    "provisioner_scale_set_desired_runners", "Desired runners (clamped).", ["scale_set"]
+)
+SCALE_SET_CURRENT = Gauge(
+    "provisioner_scale_set_current_runners", "Runner pods not finished.", ["scale_set"]
+)
+SCALE_SET_BUSY_DRAINING = Gauge(
+    "provisioner_scale_set_draining_runners",
+    "Runners to remove that are busy with a job and wait for it to finish.",
+    ["scale_set"],
+)
+RATE_LIMIT_WAIT_SECONDS = Histogram(
+    "provisioner_rate_limit_wait_seconds",
+    "Seconds spent waiting for a token of a global rate limit or a concurrency slot.",
+    ["limit"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30),
+)
+GITHUB_RATE_LIMIT_REMAINING = Gauge(
+    "provisioner_github_rate_limit_remaining",
+    "x-ratelimit-remaining of GitHub's most recent answer.",
+    ["resource"],
+)
+GITHUB_REQUESTS = Counter(
+    "provisioner_github_requests_total", "GitHub API requests by operation.", ["operation"]
+)
+BATCHES = Counter(
+    "provisioner_batches_total", "Creation batches summarized, by result.", ["scale_set", "result"]
+)
+RUNNERS_REMOVED = Counter(
+    "provisioner_runners_removed_total",
+    "Runners removed, by why (scale_down, finished, failed_to_start, deleted_scale_set).",
+    ["scale_set", "why"],
+)
+GARBAGE_COLLECTED = Counter(
+    "provisioner_garbage_collected_total",
+    "Leftovers removed by garbage collection, by kind (registration, secret, pod, ledger).",
+    ["kind"],
+)

@@ -1,0 +1,1 @@
+"""The reconciler: watches RunnerScaleSets and their pods, plans, records and dispatches."""

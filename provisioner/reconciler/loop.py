@@ -1,0 +1,192 @@
+"""The reconciler process: watches RunnerScaleSets and runner pods, and reconciles each scale
+set that changed, one at a time, while it holds the leader Lease.
+
+Watches feed a queue of scale-set keys; a key queued many times is reconciled once. Pod events
+are debounced (a batch of 100 pods is a burst of events), scale-set events are not. A periodic
+resync re-queues every scale set, so a lost event only delays convergence."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from kubernetes import client as k8s
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+from provisioner.config import Settings
+from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.leader import LeaderElector
+from provisioner.reconciler.dispatch import ChordDispatcher, SequentialDispatcher
+from provisioner.reconciler.key_queue import KeyQueue
+from provisioner.reconciler.scale_set import ScaleSetReconciler
+from workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+SCALE_SET_LABEL = "provisioner.dev/scale-set"
+POD_DEBOUNCE_SECONDS = 0.5
+RESYNC_SECONDS = 30.0
+WATCH_SECONDS = 300
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, lease_namespace: str = "default"):
+        self.settings = settings
+        self.context = WorkerContext(settings)
+        dispatcher = (
+            ChordDispatcher() if settings.parallel_creation else SequentialDispatcher(self.context)
+        )
+        if isinstance(dispatcher, SequentialDispatcher):
+            dispatcher.on_progress = lambda: self.on_heartbeat()
+        self.scale_sets = ScaleSetReconciler(self.context, dispatcher)
+        self.queue = KeyQueue()
+        self.stopping = threading.Event()
+        self.custom = k8s.CustomObjectsApi(self.context.api)
+        self.core = k8s.CoreV1Api(self.context.api)
+        self.on_heartbeat: Callable[[], None] = lambda: None
+        self.elector = LeaderElector(
+            self.context.api,
+            lease_namespace,
+            "runner-provisioner-reconciler",
+            identity=f"{socket.gethostname()}-{os.getpid()}",
+            on_started_leading=self._resync,
+        )
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(target=self._watch_scale_sets, name="watch-scale-sets", daemon=True),
+            threading.Thread(target=self._watch_pods, name="watch-pods", daemon=True),
+            threading.Thread(target=self._resync_forever, name="resync", daemon=True),
+        ]
+        self.elector.start()
+        for thread in threads:
+            thread.start()
+        log.info(
+            "reconciler started (%s creation); waiting for the leader lease",
+            "parallel" if self.settings.parallel_creation else "sequential",
+        )
+        try:
+            self._work()
+        finally:
+            self.stopping.set()
+            self.elector.stop(release=True)
+            self.context.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            self.on_heartbeat: Callable[[], None] = lambda: None
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            if not self.elector.is_leader:
+                # A standby keeps its watches warm and reconciles nothing.
+                continue
+            namespace, name = key.split("/", 1)
+            try:
+                self.scale_sets.reconcile(namespace, name)
+            except Exception:
+                log.exception("reconciling %s failed; retrying in 5s", key)
+                self.queue.add(key, delay=5.0)
+
+    def _list_scale_sets(self, **kwargs):
+        if self.settings.namespace:
+            return self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.settings.namespace, PLURAL, **kwargs
+            )
+        return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+
+    def _resync(self) -> None:
+        try:
+            for item in self._list_scale_sets()["items"]:
+                meta = item["metadata"]
+                self.queue.add(f"{meta['namespace']}/{meta['name']}")
+        except Exception as exc:
+            log.warning("resync failed: %s", exc)
+
+    def _resync_forever(self) -> None:
+        while not self.stopping.wait(RESYNC_SECONDS):
+            self._resync()
+
+    def _watch_scale_sets(self) -> None:
+        self._watch_forever(
+            self._list_scale_sets,
+            lambda obj: (obj["metadata"]["namespace"], obj["metadata"]["name"]),
+            delay=0.0,
+        )
+
+    def _watch_pods(self) -> None:
+        def list_pods(**kwargs):
+            if self.settings.namespace:
+                return self.core.list_namespaced_pod(
+                    self.settings.namespace, label_selector=SCALE_SET_LABEL, **kwargs
+                )
+            return self.core.list_pod_for_all_namespaces(label_selector=SCALE_SET_LABEL, **kwargs)
+
+        def key_of(pod):
+            # Listed pods are models; watched ones arrive as dicts (the wrapper has no
+            # return type for the watch to deserialize into).
+            if isinstance(pod, dict):
+                meta = pod["metadata"]
+                return meta.get("namespace"), (meta.get("labels") or {}).get(SCALE_SET_LABEL)
+            return pod.metadata.namespace, (pod.metadata.labels or {}).get(SCALE_SET_LABEL)
+
+        self._watch_forever(list_pods, key_of, delay=POD_DEBOUNCE_SECONDS)
+
+    def _watch_forever(self, list_func, key_of, delay: float) -> None:
+        resource_version = None
+        while not self.stopping.is_set():
+            stream = watch.Watch()
+            try:
+                if resource_version is None:
+                    listing = list_func()
+                    items = listing["items"] if isinstance(listing, dict) else listing.items
+                    for item in items:
+                        self._enqueue(key_of(item), delay)
+                    resource_version = (
+                        listing["metadata"]["resourceVersion"]
+                        if isinstance(listing, dict)
+                        else listing.metadata.resource_version
+                    )
+                for event in stream.stream(
+                    list_func,
+                    resource_version=resource_version,
+                    timeout_seconds=WATCH_SECONDS,
+                    allow_watch_bookmarks=True,
+                ):
+                    obj = event["object"]
+                    if event["type"] == "ERROR":
+                        resource_version = None
+                        break
+                    meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata
+                    resource_version = (
+                        meta["resourceVersion"] if isinstance(meta, dict) else meta.resource_version
+                    )
+                    if event["type"] != "BOOKMARK":
+                        self._enqueue(key_of(obj), delay)
+                    if self.stopping.is_set():
+                        break
+            except ApiException as exc:
+                if exc.status == 410:  # our resourceVersion is too old: list again
+                    resource_version = None
+                    continue
+                log.warning("watch failed (%s); retrying", exc.reason)
+                resource_version = None
+                self.stopping.wait(1.0)
+            except Exception as exc:
+                log.warning("watch interrupted (%s); retrying", exc)
+                resource_version = None
+                self.stopping.wait(1.0)
+            finally:
+                stream.stop()
+
+    def _enqueue(self, key: tuple[str, str | None], delay: float) -> None:
+        namespace, name = key
+        if name:
+            self.queue.add(f"{namespace}/{name}", delay)
