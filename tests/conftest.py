@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.cluster",
+    "tests.fixtures.ghsim",
     "tests.fixtures.workers",
 ]
