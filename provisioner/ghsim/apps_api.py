@@ -18,6 +18,7 @@ def install(simulator: Simulator) -> None:
         _create_access_token,
         endpoint="access-token",
         docs_url=DOCS,
+        app_jwt=True,
     )
 
 

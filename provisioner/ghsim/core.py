@@ -112,6 +112,9 @@ class Simulator:
         now = time.time()
         try:
             caller = self.auth.caller(request.headers.get("authorization"), config, now)
+            if caller.kind == "app" and not route.app_jwt:
+                # An App JWT speaks for the App itself; the API wants an installation token.
+                raise AuthFailed("A JSON web token cannot be used for this endpoint")
         except AuthFailed as exc:
             self.sleep(delay_s)
             anonymous = self.primary.take("anonymous", route.resource, ANONYMOUS_LIMIT, 3600, now)

@@ -49,6 +49,7 @@ class Route:
     endpoint: str  # the name fault and error knobs use
     resource: str  # primary rate-limit resource; "" for admin routes (no auth, not counted)
     docs_url: str
+    app_jwt: bool  # the App's own JWT is accepted (App endpoints); else PAT/installation token
 
 
 def template_pattern(template: str) -> re.Pattern[str]:
@@ -69,11 +70,11 @@ class Router:
         endpoint: str,
         resource: str = "core",
         docs_url: str = DOCS,
+        app_jwt: bool = False,
     ) -> None:
+        pattern = template_pattern(template)
         self.routes.append(
-            Route(
-                method, template, template_pattern(template), handler, endpoint, resource, docs_url
-            )
+            Route(method, template, pattern, handler, endpoint, resource, docs_url, app_jwt)
         )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
