@@ -1,0 +1,106 @@
+"""`provisioner ghsim` as users start it: every knob a flag, bad values refused at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from provisioner.devenv.procs import ServerProcess, free_port, log_tail
+from provisioner.ghsim.config import SimulatorConfig
+from tests.fixtures.ghsim import GhsimApp
+
+
+def _ghsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", "ghsim", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--latency-ms", "-1"], "--latency-ms"),
+        (["--error-rate", "1.5"], "--error-rate"),
+        (["--latency-distribution", "pareto:1:2"], "--latency-distribution"),
+        (["--latency-distribution", "uniform:300:100"], "--latency-distribution"),
+        (["--error-endpoint", "everything"], "--error-endpoint"),
+        (["--rate-limit-status", "418"], "--rate-limit-status"),
+    ],
+)
+def test_a_bad_knob_is_refused_in_one_line_naming_its_flag(args: list[str], flag: str) -> None:
+    result = _ghsim(*args, "--port", "0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"provisioner ghsim: error: {flag}:")
+
+
+def test_help_documents_every_knob() -> None:
+    result = _ghsim("--help")
+    assert result.returncode == 0
+    for flag in ("--port", "--host", "--pat", "--app-public-key", "--app-installation-id"):
+        assert flag in result.stdout
+    for knob, info in SimulatorConfig.model_fields.items():
+        if knob in ("pats", "app_public_key_pem", "app_installation_ids", "runner_group_ids"):
+            continue
+        assert "--" + knob.replace("_", "-") in result.stdout, knob
+        assert info.description and info.description.split()[0] in result.stdout
+
+
+def test_the_command_serves_with_the_credentials_and_knobs_it_was_given(
+    tmp_path: Path, ghsim_app: GhsimApp
+) -> None:
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(ghsim_app.public_key_pem)
+    port = free_port()
+    log = tmp_path / "ghsim.log"
+    server = ServerProcess(
+        "ghsim",
+        [
+            sys.executable,
+            "-m",
+            "provisioner",
+            "ghsim",
+            "--port",
+            str(port),
+            "--pat",
+            "ghp_cli",
+            "--app-id",
+            str(ghsim_app.app_id),
+            "--app-public-key",
+            str(key_file),
+            "--app-installation-id",
+            str(ghsim_app.installation_id),
+            "--latency-distribution",
+            "uniform:1:2",
+            "--rate-limit",
+            "3",
+        ],
+        log,
+    )
+    server.start()
+    try:
+        server.wait_ready(lambda: "listening on" in log_tail(log), timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        runners = f"{url}/orgs/acme/actions/runners"
+        answer = httpx.get(runners, headers={"Authorization": "Bearer ghp_cli"})
+        assert answer.status_code == 200
+        assert answer.headers["x-ratelimit-limit"] == "3"
+        assert (
+            httpx.get(runners, headers={"Authorization": "Bearer ghsim-token"}).status_code == 401
+        )
+        exchange = httpx.post(
+            f"{url}/app/installations/{ghsim_app.installation_id}/access_tokens",
+            headers={"Authorization": f"Bearer {ghsim_app.jwt()}"},
+        )
+        assert exchange.status_code == 201
+        assert httpx.get(f"{url}/_sim/config").json()["latency_distribution"] == "uniform:1:2"
+    finally:
+        server.stop()
