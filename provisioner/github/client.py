@@ -142,8 +142,10 @@ class GitHubClient:
     def find_runner_by_name(self, scope: GitHubScope, name: str) -> Runner | None:
         # GitHub filters by ?name= on every scope; matching here too keeps the answer right
         # from a server that ignores the filter (the pages are then walked to the end).
+        # Runner names are case-insensitive on GitHub.
+        wanted = name.lower()
         for runner in self._runner_pages(scope, "list-runners", {"name": name}):
-            if runner.name == name:
+            if runner.name.lower() == wanted:
                 return runner
         return None
 
