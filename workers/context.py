@@ -15,8 +15,12 @@ from typing import TypeVar
 import redis
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+
+from provisioner import metrics
+from provisioner.config import Settings
 from provisioner.github import GitHubClient, GitHubScope, RateLimitInfo
 from provisioner.github.errors import GitHubUnavailable, ServerError, Unauthorized
+from provisioner.kube.client import api_client
 from provisioner.kube.runner_objects import RunnerObjects
 from provisioner.kube.scaleset import ScaleSet, ScaleSetStore
 from provisioner.ledger import Ledger, LedgerEntry
@@ -27,10 +31,6 @@ from provisioner.limits import (
     RedisConcurrencyBudget,
     RedisTokenBucket,
 )
-
-from provisioner import metrics
-from provisioner.config import Settings
-from provisioner.kube.client import api_client
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,16 @@ def kube_api_client(settings: Settings) -> k8s.ApiClient:
 
 
 class WorkerContext:
-    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        redis_client: redis.Redis | None = None,
+        unlimited: bool = False,
+    ):
+        """``unlimited`` skips the rate limits and the concurrency budget: the benchmark's
+        `limit` mode, which measures the floor this machine allows."""
         self.settings = settings
+        self.unlimited = unlimited
         self.redis = redis_client or redis.Redis.from_url(
             settings.redis_url, health_check_interval=10, socket_timeout=10
         )
@@ -135,14 +143,20 @@ class WorkerContext:
     # Limits.
 
     def budget_slot(self, timeout: float):
+        if self.unlimited:
+            return contextlib.nullcontext()
         return _timed(self.budget.slot(timeout), "creation_slot")
 
     def github_token(self, timeout: float) -> None:
+        if self.unlimited:
+            return
         started = time.monotonic()
         self.github_bucket.acquire(timeout)
         metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit="github").observe(time.monotonic() - started)
 
     def kube_token(self, timeout: float) -> None:
+        if self.unlimited:
+            return
         started = time.monotonic()
         self.kube_bucket.acquire(timeout)
         metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit="kube").observe(time.monotonic() - started)

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from provisioner import metrics
 from provisioner.backoff import retry_delay
 from provisioner.github.errors import (
     Conflict,
@@ -28,9 +31,6 @@ from provisioner.github.errors import (
 from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
 from provisioner.ledger import LedgerEntry
 from provisioner.limits import CircuitOpen, RateLimitExceeded
-from urllib3.exceptions import HTTPError as Urllib3Error
-
-from provisioner import metrics
 from workers import outcome
 from workers.context import WorkerContext
 from workers.outcome import CreationResult

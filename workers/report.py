@@ -7,9 +7,9 @@ import datetime
 import logging
 
 from kubernetes import client as k8s
-from provisioner.kube.scaleset import ScaleSet, ScaleSetStore, with_condition
 
 from provisioner import metrics
+from provisioner.kube.scaleset import ScaleSet, ScaleSetStore, with_condition
 from provisioner.kube.status import update_status
 from workers import outcome
 from workers.outcome import BatchSummary

@@ -7,9 +7,8 @@ import logging
 import threading
 import time
 
-from provisioner.ledger import BatchProgress, LedgerEntry
-
 from provisioner.config import load_settings
+from provisioner.ledger import BatchProgress, LedgerEntry
 from workers import liveness
 from workers.app import app
 from workers.context import WorkerContext

@@ -20,11 +20,13 @@ from provisioner.devenv.binaries import ensure_kube_binaries
 from provisioner.devenv.controlplane import LocalControlPlane
 from provisioner.devenv.procs import ServerProcess, free_port, log_tail
 from provisioner.devenv.redis_server import LocalRedis
+from provisioner.ghsim.admin import SimulatorAdmin
 from provisioner.kube.client import api_client
 from provisioner.kube.crd import GROUP, PLURAL, VERSION, install_crd
 
 SIM_TOKEN = "ghsim-token"
 SCALE_SET_LABEL = "provisioner.dev/scale-set"
+LIVE_PHASES = ("Pending", "Running")
 RUNNER_IMAGE = "ghcr.io/actions/actions-runner:latest"
 
 
@@ -71,6 +73,21 @@ def scale_set_manifest(
         "metadata": {"name": name},
         "spec": spec,
     }
+
+
+def count_fleet(api: k8s.ApiClient, admin: SimulatorAdmin, namespace: str, name: str) -> FleetCount:
+    """Pods not finished, Secrets and simulator registrations of scale set ``name``."""
+    core = k8s.CoreV1Api(api)
+    selector = f"{SCALE_SET_LABEL}={name}"
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    live = [p for p in pods if p.status is None or p.status.phase in (None, *LIVE_PHASES)]
+    secrets = core.list_namespaced_secret(namespace, label_selector=selector).items
+    prefix = name + "-"
+    return FleetCount(
+        pods=len(live),
+        secrets=len(secrets),
+        registrations=sum(1 for r in admin.registrations() if r["name"].startswith(prefix)),
+    )
 
 
 @dataclass
@@ -229,25 +246,9 @@ class LocalPipeline:
 
     def count(self, namespace: str, name: str) -> FleetCount:
         assert self.api is not None
-        core = k8s.CoreV1Api(self.api)
-        selector = f"{SCALE_SET_LABEL}={name}"
-        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-        live = [
-            p for p in pods if p.status is None or p.status.phase in (None, "Pending", "Running")
-        ]
-        secrets = core.list_namespaced_secret(namespace, label_selector=selector).items
-        registrations = httpx.get(f"{self.ghsim_url}/_sim/registrations", timeout=10).json()
-        items = (
-            registrations.get("runners", registrations)
-            if isinstance(registrations, dict)
-            else registrations
-        )
-        prefix = name + "-"
-        return FleetCount(
-            pods=len(live),
-            secrets=len(secrets),
-            registrations=sum(1 for r in items if str(r.get("name", "")).startswith(prefix)),
-        )
+        with SimulatorAdmin(self.ghsim_url) as admin:
+            return count_fleet(self.api, admin, namespace, name)
 
     def github_counters(self) -> dict:
-        return httpx.get(f"{self.ghsim_url}/_sim/counters", timeout=10).json()
+        with SimulatorAdmin(self.ghsim_url) as admin:
+            return admin.counters()

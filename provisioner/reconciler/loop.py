@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from kubernetes import client as k8s
@@ -20,7 +21,9 @@ from kubernetes.client.exceptions import ApiException
 from provisioner.config import Settings
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.leader import LeaderElector
+from provisioner.kube.scaleset import ScaleSetStore
 from provisioner.reconciler.dispatch import ChordDispatcher, SequentialDispatcher
+from provisioner.reconciler.gc import GarbageCollector
 from provisioner.reconciler.key_queue import KeyQueue
 from provisioner.reconciler.scale_set import ScaleSetReconciler
 from workers.context import WorkerContext
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 SCALE_SET_LABEL = "provisioner.dev/scale-set"
 POD_DEBOUNCE_SECONDS = 0.5
 RESYNC_SECONDS = 30.0
+GC_INTERVAL_SECONDS = 60.0
 WATCH_SECONDS = 300
 
 
@@ -44,6 +48,8 @@ class Reconciler:
             dispatcher.on_progress = lambda: self.on_heartbeat()
         self.scale_sets = ScaleSetReconciler(self.context, dispatcher)
         self.queue = KeyQueue()
+        self.store = ScaleSetStore(self.context.api)
+        self.gc = GarbageCollector(self.context)
         self.stopping = threading.Event()
         self.custom = k8s.CustomObjectsApi(self.context.api)
         self.core = k8s.CoreV1Api(self.context.api)
@@ -80,8 +86,12 @@ class Reconciler:
         self.stopping.set()
 
     def _work(self) -> None:
+        next_gc = time.monotonic() + GC_INTERVAL_SECONDS
         while not self.stopping.is_set():
-            self.on_heartbeat: Callable[[], None] = lambda: None
+            self.on_heartbeat()
+            if self.elector.is_leader and time.monotonic() >= next_gc:
+                self._collect_garbage()
+                next_gc = time.monotonic() + GC_INTERVAL_SECONDS
             key = self.queue.get(timeout=1.0)
             if key is None:
                 continue
@@ -94,6 +104,20 @@ class Reconciler:
             except Exception:
                 log.exception("reconciling %s failed; retrying in 5s", key)
                 self.queue.add(key, delay=5.0)
+
+    def _collect_garbage(self) -> None:
+        try:
+            scale_sets = self.store.list(self.settings.namespace)
+            report = self.gc.collect(scale_sets)
+            if report.total:
+                log.info(
+                    "gc removed %d registrations, %d secrets, %d stale ledger entries",
+                    len(report.registrations),
+                    len(report.secrets),
+                    len(report.ledger_entries),
+                )
+        except Exception as exc:
+            log.warning("garbage collection failed: %s", exc)
 
     def _list_scale_sets(self, **kwargs):
         if self.settings.namespace:

@@ -1,0 +1,166 @@
+"""Garbage collection of what a crash may leave behind: GitHub registrations with our name
+pattern and neither a pod nor a live ledger entry, Secrets with no pod, ledger entries past
+their deadline. Leftovers get a grace period from when they were first seen orphaned, so a
+runner being created right now (registered, Secret not yet written) is never taken."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from provisioner import metrics
+from provisioner.github.errors import NotFound, RunnerBusy
+from provisioner.kube.scaleset import ScaleSet
+from workers.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 120.0
+_FIRST_SEEN_KEY = "provisioner:gc:first-seen"
+
+
+def runner_name_pattern(prefix: str) -> re.Pattern[str]:
+    """Names the planner gives a scale set's runners, and no other scale set's."""
+    return re.compile(rf"^{re.escape(prefix)}-[a-z0-9]{{5}}$")
+
+
+def orphans(
+    candidates: Iterable[str],
+    keep: set[str],
+    first_seen: dict[str, float],
+    now: float,
+    grace: float,
+) -> tuple[list[str], dict[str, float]]:
+    """Which candidates to remove now, and the first-seen times to remember.
+
+    A candidate in ``keep`` (has a pod or a live ledger entry) is not an orphan and is
+    forgotten; an orphan is removed once it has been one for ``grace`` seconds."""
+    remove: list[str] = []
+    seen: dict[str, float] = {}
+    for name in sorted(set(candidates) - keep):
+        since = first_seen.get(name, now)
+        if now - since >= grace:
+            remove.append(name)
+        else:
+            seen[name] = since
+    return remove, seen
+
+
+@dataclass
+class GcReport:
+    registrations: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    ledger_entries: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.registrations) + len(self.secrets) + len(self.ledger_entries)
+
+
+class GarbageCollector:
+    def __init__(
+        self,
+        context: WorkerContext,
+        grace: float = GRACE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.context = context
+        self.grace = grace
+        self.clock = clock
+
+    def collect(self, scale_sets: list[ScaleSet], dry_run: bool = False) -> GcReport:
+        report = GcReport()
+        now = self.clock()
+        ledger = self.context.ledger
+        expired = ledger.expired(now)
+        report.ledger_entries = [f"{entry.scale_set}/{entry.name}" for entry in expired]
+        if not dry_run:
+            ledger.remove(expired)
+            metrics.GARBAGE_COLLECTED.labels(kind="ledger").inc(len(expired))
+        first_seen = self._first_seen()
+        remembered: dict[str, float] = {}
+        for scale_set in scale_sets:
+            seen = self._collect_scale_set(scale_set, first_seen, now, dry_run, report)
+            remembered.update(seen)
+        if not dry_run:
+            self._remember(remembered)
+        for kind, names in (("registration", report.registrations), ("secret", report.secrets)):
+            for name in names:
+                log.info("gc%s: %s %s", " (dry run)" if dry_run else "", kind, name)
+        return report
+
+    def _collect_scale_set(
+        self,
+        scale_set: ScaleSet,
+        first_seen: dict[str, float],
+        now: float,
+        dry_run: bool,
+        report: GcReport,
+    ) -> dict[str, float]:
+        ctx = self.context
+        objects = ctx.objects(scale_set)
+        in_flight = {e.name for e in ctx.ledger.in_flight(scale_set.key, now)}
+        pods = {p.metadata.name for p in objects.list_runner_pods(scale_set.name)}
+        keep = pods | in_flight
+        pattern = runner_name_pattern(scale_set.runner_name_prefix)
+
+        secrets = [s.metadata.name for s in objects.list_runner_secrets(scale_set.name)]
+        secret_key = f"{scale_set.key}/secret/"
+        remove_secrets, seen_secrets = orphans(
+            secrets, keep, _scoped(first_seen, secret_key), now, self.grace
+        )
+
+        scope = ctx.scope(scale_set)
+        ctx.github_token(timeout=30)
+        registered = {
+            r.name: r
+            for r in ctx.github_request(scale_set, lambda c: c.list_runners(scope))
+            if pattern.match(r.name)
+        }
+        registration_key = f"{scale_set.key}/registration/"
+        remove_registrations, seen_registrations = orphans(
+            registered, keep, _scoped(first_seen, registration_key), now, self.grace
+        )
+
+        for name in remove_registrations:
+            if dry_run:
+                report.registrations.append(name)
+                continue
+            try:
+                ctx.github_token(timeout=30)
+                ctx.github_request(
+                    scale_set, lambda c, i=registered[name].id: c.delete_runner(scope, i)
+                )
+            except NotFound:
+                pass
+            except RunnerBusy:
+                continue  # running a job after all: not garbage
+            report.registrations.append(name)
+            metrics.GARBAGE_COLLECTED.labels(kind="registration").inc()
+        for name in remove_secrets:
+            if not dry_run:
+                objects.delete_runner_objects(name)
+                metrics.GARBAGE_COLLECTED.labels(kind="secret").inc()
+            report.secrets.append(name)
+        return {
+            **{secret_key + n: t for n, t in seen_secrets.items()},
+            **{registration_key + n: t for n, t in seen_registrations.items()},
+        }
+
+    def _first_seen(self) -> dict[str, float]:
+        raw = self.context.redis.hgetall(_FIRST_SEEN_KEY)
+        return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+    def _remember(self, seen: dict[str, float]) -> None:
+        pipe = self.context.redis.pipeline()
+        pipe.delete(_FIRST_SEEN_KEY)
+        if seen:
+            pipe.hset(_FIRST_SEEN_KEY, mapping=seen)
+        pipe.execute()
+
+
+def _scoped(first_seen: dict[str, float], prefix: str) -> dict[str, float]:
+    return {k.removeprefix(prefix): v for k, v in first_seen.items() if k.startswith(prefix)}

@@ -1,0 +1,33 @@
+from provisioner.reconciler.gc import orphans, runner_name_pattern
+
+
+def test_a_new_orphan_is_remembered_not_removed():
+    remove, seen = orphans(["r-aaaaa"], keep=set(), first_seen={}, now=100.0, grace=60.0)
+    assert remove == []
+    assert seen == {"r-aaaaa": 100.0}
+
+
+def test_an_orphan_past_the_grace_period_is_removed_and_forgotten():
+    remove, seen = orphans(["r-aaaaa"], set(), {"r-aaaaa": 10.0}, now=100.0, grace=60.0)
+    assert remove == ["r-aaaaa"]
+    assert seen == {}
+
+
+def test_a_runner_with_a_pod_or_ledger_entry_is_never_an_orphan():
+    remove, seen = orphans(
+        ["r-aaaaa", "r-bbbbb"], {"r-aaaaa", "r-bbbbb"}, {"r-aaaaa": 0.0}, now=1e6, grace=1.0
+    )
+    assert (remove, seen) == ([], {})
+
+
+def test_zero_grace_removes_orphans_at_once():
+    remove, _ = orphans(["r-aaaaa", "r-bbbbb"], {"r-bbbbb"}, {}, now=5.0, grace=0.0)
+    assert remove == ["r-aaaaa"]
+
+
+def test_name_pattern_does_not_reach_into_another_scale_sets_runners():
+    pattern = runner_name_pattern("runners")
+    assert pattern.match("runners-a1b2c")
+    assert not pattern.match("runners-big-a1b2c")
+    assert not pattern.match("other-a1b2c")
+    assert not pattern.match("runners-a1b2c3")
