@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.ghsim",
+    "tests.fixtures.pipeline",
     "tests.fixtures.workers",
 ]
