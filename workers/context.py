@@ -48,13 +48,10 @@ CREDENTIALS_CACHE_SECONDS = 300.0
 
 
 def kube_api_client(settings: Settings) -> k8s.ApiClient:
-    api = api_client(settings.kubeconfig)
     # One pooled connection per creation in flight, so threads do not queue for sockets.
-    api.configuration.connection_pool_maxsize = max(16, settings.runner_creation_concurrency * 2)
-    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = (
-        api.configuration.connection_pool_maxsize
+    return api_client(
+        settings.kubeconfig, pool_size=max(16, settings.runner_creation_concurrency * 2)
     )
-    return api
 
 
 class WorkerContext:

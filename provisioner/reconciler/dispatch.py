@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
+    # True when dispatch returns only after the runners were created.
+    synchronous: bool
+
     def dispatch(self, scale_set: ScaleSet, batch_id: str, entries: list[LedgerEntry]) -> None: ...
 
 
@@ -24,6 +27,8 @@ def batch_payload(scale_set: ScaleSet, batch_id: str) -> dict:
 
 class ChordDispatcher:
     """One ``create_runner`` task per runner, and ``summarize_batch`` when all have answered."""
+
+    synchronous = False
 
     def dispatch(self, scale_set: ScaleSet, batch_id: str, entries: list[LedgerEntry]) -> None:
         from celery import chord
@@ -37,6 +42,8 @@ class ChordDispatcher:
 
 class SequentialDispatcher:
     """Creates the batch in the calling thread with the same code the workers run."""
+
+    synchronous = True
 
     def __init__(self, context):
         from workers.creation import RunnerCreator

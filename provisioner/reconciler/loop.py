@@ -31,7 +31,7 @@ from workers.context import WorkerContext
 log = logging.getLogger(__name__)
 
 SCALE_SET_LABEL = "provisioner.dev/scale-set"
-POD_DEBOUNCE_SECONDS = 0.5
+POD_DEBOUNCE_SECONDS = 1.0
 RESYNC_SECONDS = 30.0
 GC_INTERVAL_SECONDS = 60.0
 WATCH_SECONDS = 300

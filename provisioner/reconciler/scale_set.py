@@ -8,7 +8,7 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -83,7 +83,7 @@ class ScaleSetReconciler:
         except ScaleSetSpecError as exc:
             self._report_invalid(namespace, name, exc)
             return
-        observation = self._observe_and_clean(scale_set)
+        observation = self._observe(scale_set, clean=True)
         missing = plan_scale_up(
             observation.desired, len(observation.live), len(observation.in_flight)
         )
@@ -97,20 +97,30 @@ class ScaleSetReconciler:
                     wait,
                 )
             else:
-                self._plan_and_dispatch(scale_set, missing)
-                observation = self._observe(scale_set)
+                entries = self._plan_and_dispatch(scale_set, missing)
+                if self.dispatcher.synchronous:
+                    observation = self._observe(scale_set)
+                else:
+                    observation = replace(observation, in_flight=[*observation.in_flight, *entries])
         elif len(observation.live) + len(observation.in_flight) > observation.desired:
             draining = self._scale_down(scale_set, observation)
         self._report(scale_set, observation, draining)
 
     # Observation.
 
-    def _observe(self, scale_set: ScaleSet) -> Observation:
+    def _observe(self, scale_set: ScaleSet, clean: bool = False) -> Observation:
         # The ledger is read before the pods: a runner whose pod appears in between is then
         # seen in both and counted once (by name), never in neither.
         in_flight = self.context.ledger.in_flight(scale_set.key, time.time())
         pods = self.context.objects(scale_set).list_runner_pods(scale_set.name)
-        live = [p for p in pods if runner_pod_state(p) in ("pending", "running")]
+        if clean:
+            self._clean_up(scale_set, pods)
+        # A terminating pod is on its way out: not counted, so its replacement is planned now.
+        live = [
+            p
+            for p in pods
+            if runner_pod_state(p) in ("pending", "running") and not p.metadata.deletion_timestamp
+        ]
         live.sort(key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
         live_names = [p.metadata.name for p in live]
         known = set(live_names)
@@ -122,8 +132,8 @@ class ScaleSetReconciler:
             in_flight=[e for e in in_flight if e.name not in known],
         )
 
-    def _observe_and_clean(self, scale_set: ScaleSet) -> Observation:
-        pods = self.context.objects(scale_set).list_runner_pods(scale_set.name)
+    def _clean_up(self, scale_set: ScaleSet, pods: list) -> None:
+        """Remove runners whose pods finished or never started (they are not live)."""
         finished = [p.metadata.name for p in pods if runner_pod_state(p) == "finished"]
         failed = [p for p in pods if runner_pod_state(p) == "failed_to_start"]
         if finished:
@@ -134,11 +144,10 @@ class ScaleSetReconciler:
             for pod in failed:
                 self.start_failures.record(scale_set.key, _start_failure_reason(pod))
             self.remover.remove(scale_set, [p.metadata.name for p in failed], "failed_to_start")
-        return self._observe(scale_set)
 
     # Scale up.
 
-    def _plan_and_dispatch(self, scale_set: ScaleSet, missing: int) -> None:
+    def _plan_and_dispatch(self, scale_set: ScaleSet, missing: int) -> list[LedgerEntry]:
         batch_id = uuid.uuid4().hex[:12]
         # Long enough for the whole batch to pass through the creation budget, and for a
         # killed worker's tasks to be delivered again; past it the runner is planned anew.
@@ -161,6 +170,7 @@ class ScaleSetReconciler:
             # Not enqueued: forget the plan so the next pass makes it again.
             self.context.ledger.remove(entries)
             raise
+        return entries
 
     # Scale down.
 
