@@ -17,6 +17,7 @@ from provisioner.github.auth import (
     Credentials,
     InstallationToken,
     InstallationTokenProvider,
+    PatCredentials,
     parse_installation_token,
 )
 from provisioner.github.errors import (
@@ -186,13 +187,15 @@ class GitHubClient:
         """An authenticated request. With an App, a 401 drops the cached installation token
         (it may have been revoked) and the request is sent once more with a fresh one."""
         if self._tokens is None:
-            return self._send(method, path, operation, self.credentials.token, **kwargs)
-        token = self._tokens.token()
-        response = self._send(method, path, operation, token, **kwargs)
-        if response.status_code == 401:
-            self._tokens.invalidate(token)
+            token = self.credentials.token
+            response = self._send(method, path, operation, token, **kwargs)
+        else:
             token = self._tokens.token()
             response = self._send(method, path, operation, token, **kwargs)
+            if response.status_code == 401:
+                self._tokens.invalidate(token)
+                token = self._tokens.token()
+                response = self._send(method, path, operation, token, **kwargs)
         if response.status_code == 401:
             self._raise(response, operation, None, token)
         return response
@@ -217,8 +220,6 @@ class GitHubClient:
             ) from None
         log.debug("%s %s -> %s", method, path, response.status_code)
         self._report_rate_limit(response)
-        if response.status_code == 401 and self._tokens is None:
-            self._raise(response, operation, None, token)
         return response
 
     def _report_rate_limit(self, response: httpx.Response) -> None:
@@ -274,9 +275,14 @@ class GitHubClient:
         status = response.status_code
         message = _redact(_message(response), token)
         if status == 401:
+            keys = (
+                "github_token"
+                if isinstance(self.credentials, PatCredentials)
+                else "github_app_id, github_app_installation_id and github_app_private_key"
+            )
             raise Unauthorized(
                 f"{operation}: GitHub rejected {self.credentials.describe()} ({message}); "
-                "check the credentials in the Secret",
+                f"check {keys} in the Secret",
                 401,
             )
         if is_rate_limited(status, response.headers, message):
