@@ -1,0 +1,134 @@
+import itertools
+import random
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from provisioner.planner import (
+    RunnerView,
+    clamp_desired,
+    plan_scale_down,
+    plan_scale_up,
+    runner_names,
+)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "minimum", "maximum", "expected"),
+    [
+        (5, 0, None, 5),
+        (5, 0, 3, 3),
+        (1, 2, 10, 2),
+        (0, 0, 0, 0),
+        (-3, 0, None, 0),
+        (7, 7, 7, 7),
+    ],
+)
+def test_desired_is_replicas_within_min_and_max(replicas, minimum, maximum, expected):
+    assert clamp_desired(replicas, minimum, maximum) == expected
+
+
+def test_clamp_refuses_max_below_min():
+    with pytest.raises(ValueError, match="maxRunners"):
+        clamp_desired(3, 5, 2)
+
+
+def test_clamp_refuses_negative_min():
+    with pytest.raises(ValueError, match="minRunners"):
+        clamp_desired(3, -1, None)
+
+
+def test_scale_up_exhaustively_creates_exactly_the_shortfall():
+    for desired, active, in_flight in itertools.product(range(8), repeat=3):
+        missing = plan_scale_up(desired, active, in_flight)
+        assert missing >= 0
+        assert active + in_flight + missing == max(desired, active + in_flight)
+
+
+def test_a_request_during_a_batch_plans_only_the_difference():
+    assert plan_scale_up(desired=60, active_runners=20, in_flight=30) == 10
+
+
+def views(spec: str) -> list[RunnerView]:
+    """'i' idle, 'b' busy, 'u' unregistered; index is age rank (higher = newer)."""
+    return [
+        RunnerView(f"r{i}", created_at=i, busy=c == "b", registered=c != "u")
+        for i, c in enumerate(spec)
+    ]
+
+
+def test_scale_down_removes_idle_runners_newest_first():
+    plan = plan_scale_down(2, views("iiiii"))
+    assert plan.remove == ("r4", "r3", "r2")
+    assert plan.draining == 0
+
+
+def test_scale_down_never_takes_busy_runners_and_reports_them_draining():
+    plan = plan_scale_down(0, views("bibib"))
+    assert set(plan.remove) == {"r1", "r3"}
+    assert plan.draining == 3
+
+
+def test_unregistered_runners_go_before_idle_ones():
+    plan = plan_scale_down(3, views("iuiii"))
+    assert plan.remove == ("r1", "r4")
+
+
+def test_nothing_to_remove_at_or_below_desired():
+    plan = plan_scale_down(5, views("iib"))
+    assert plan.remove == () and plan.draining == 0
+
+
+runner_specs = st.lists(st.tuples(st.integers(0, 1000), st.booleans(), st.booleans()), max_size=30)
+
+
+@given(st.integers(-2, 35), runner_specs)
+def test_scale_down_properties(desired, specs):
+    runners = [
+        RunnerView(f"r{i}", created_at=t, busy=busy, registered=reg)
+        for i, (t, busy, reg) in enumerate(specs)
+    ]
+    plan = plan_scale_down(desired, runners)
+    by_name = {r.name: r for r in runners}
+    excess = max(0, len(runners) - max(0, desired))
+    assert len(set(plan.remove)) == len(plan.remove)
+    assert not any(by_name[n].busy for n in plan.remove)
+    assert len(plan.remove) + plan.draining == excess
+    kept_idle = [r for r in runners if not r.busy and r.name not in plan.remove]
+    # Busy runners only drain when every idle one is already going.
+    assert plan.draining == 0 or not kept_idle
+    # No kept idle runner of the same registration state is newer than a removed one.
+    for name in plan.remove:
+        removed = by_name[name]
+        assert not any(
+            k.registered == removed.registered and k.created_at > removed.created_at
+            for k in kept_idle
+        )
+
+
+def test_runner_names_have_the_pattern_and_are_unique():
+    names = runner_names("ci-linux", 500, random.Random(7))
+    assert len(set(names)) == 500
+    assert all(re.fullmatch(r"ci-linux-[a-z0-9]{5}", n) for n in names)
+
+
+def test_runner_names_are_deterministic_given_the_rng():
+    assert runner_names("p", 20, random.Random(1)) == runner_names("p", 20, random.Random(1))
+    assert runner_names("p", 20, random.Random(1)) != runner_names("p", 20, random.Random(2))
+
+
+def test_runner_names_stay_unique_when_the_rng_repeats_itself():
+    class Repeating(random.Random):
+        def choices(self, population, k=1, **_):
+            self.calls = getattr(self, "calls", 0) + 1
+            return ["a"] * k if self.calls % 2 else list(population[self.calls % 36] * k)
+
+    names = runner_names("p", 5, Repeating())
+    assert len(set(names)) == 5
+
+
+def test_runner_names_refuses_a_negative_count():
+    with pytest.raises(ValueError, match="count"):
+        runner_names("p", -1, random.Random())
