@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from provisioner.ghsim.auth import Authenticator, AuthFailed, Caller
@@ -54,10 +55,13 @@ class Simulator:
         self.counters = Counters()
         self._wake = threading.Event()
         self._reset_hooks: list[Callable[[], None]] = []
+        # State of route modules beyond runners (e.g. workflow jobs), keyed by module.
+        self.extensions: dict[str, Any] = {}
         for module in ROUTE_MODULES:
             importlib.import_module(module).install(self)
 
     def on_reset(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on every reset, so a route module can forget its state too."""
         self._reset_hooks.append(hook)
 
     def reset(self) -> None:

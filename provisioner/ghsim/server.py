@@ -51,7 +51,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ghsim"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
-    # Headers and body are two writes: with Nagle on, delayed ACKs add ~40 ms to every answer.
+    # Headers and body leave in separate writes; with Nagle on, the client's delayed ACK
+    # would add ~40 ms to every answer.
     disable_nagle_algorithm = True
     server: _Server
 

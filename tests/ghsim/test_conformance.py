@@ -6,6 +6,7 @@ operation and status (basic-error for GitHub's common error answers it does not 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -113,6 +114,21 @@ def test_runner_endpoints_answer_as_documented(ghsim: Ghsim, scope: Scope) -> No
 
     with httpx.Client(base_url=ghsim.url, headers={"Authorization": "Bearer nope"}) as stranger:
         conforms(stranger.get(list_path), "GET", list_template, 401)
+
+
+def test_concurrent_registrations_of_one_name_create_one_runner(ghsim: Ghsim) -> None:
+    _, path = SCOPES[1].runners("/generate-jitconfig")
+    with ghsim.http() as http, ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: http.post(path, json=jit_body("same")), range(10)))
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 9
+    assert [r["name"] for r in ghsim.admin.registrations()] == ["same"]
+
+
+def test_page_size_is_capped_at_100_and_must_be_positive(ghsim: Ghsim) -> None:
+    template, path = SCOPES[0].runners()
+    with ghsim.http() as http:
+        assert http.get(path, params={"per_page": 500}).status_code == 200
+        conforms(http.get(path, params={"per_page": 0}), "GET", template, 422)
 
 
 def test_installation_token_exchange_answers_as_documented(ghsim: Ghsim) -> None:
