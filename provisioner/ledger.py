@@ -1,0 +1,159 @@
+"""The ledger: runners planned but not yet running, per scale set, in Redis. The reconciler
+counts them so a scale request during a batch plans only the difference; an entry past its
+deadline (its task was lost) is left to garbage collection and planned anew.
+
+Also the progress counters of a batch, updated by each task as it ends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+LEDGER_PREFIX = "provisioner:ledger:"
+SCALE_SETS_KEY = "provisioner:ledger-scale-sets"
+BATCH_PREFIX = "provisioner:batch:"
+BATCH_TTL_SECONDS = 86400
+
+# Forget a scale set's entry in the index only if its ledger is still empty: a record() that
+# ran since must stay findable.
+_FORGET_IF_EMPTY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One planned runner. ``scale_set`` is ScaleSet.key ("namespace/name"); ``deadline`` is
+    epoch seconds after which the runner counts as lost."""
+
+    scale_set: str
+    name: str
+    batch_id: str
+    deadline: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LedgerEntry:
+        try:
+            return cls(
+                scale_set=str(data["scale_set"]),
+                name=str(data["name"]),
+                batch_id=str(data["batch_id"]),
+                deadline=float(data["deadline"]),
+            )
+        except KeyError as exc:
+            raise ValueError(f"ledger entry has no {exc.args[0]}: {data!r}") from None
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"ledger entry has a deadline that is not a number: {data!r}"
+            ) from None
+
+
+def _ledger_key(scale_set: str) -> str:
+    return LEDGER_PREFIX + scale_set
+
+
+class Ledger:
+    """One Redis hash per scale set (runner name -> entry JSON) and a set of scale sets."""
+
+    def __init__(self, redis_client: redis.Redis):
+        self.redis = redis_client
+        self._forget_if_empty = redis_client.register_script(_FORGET_IF_EMPTY)
+
+    def record(self, entries: list[LedgerEntry]) -> None:
+        """Write all entries at once (one transaction): none or all are seen."""
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for entry in entries:
+            pipe.hset(_ledger_key(entry.scale_set), entry.name, json.dumps(entry.to_dict()))
+            pipe.sadd(SCALE_SETS_KEY, entry.scale_set)
+        pipe.execute()
+
+    def in_flight(self, scale_set: str, now: float) -> list[LedgerEntry]:
+        """The scale set's entries whose deadline has not passed at ``now``."""
+        return [e for e in self._entries(scale_set) if e.deadline > now]
+
+    def expired(self, now: float) -> list[LedgerEntry]:
+        """Entries past their deadline at ``now``, in every scale set."""
+        found: list[LedgerEntry] = []
+        for raw in sorted(self.redis.smembers(SCALE_SETS_KEY)):
+            scale_set = raw.decode() if isinstance(raw, bytes) else raw
+            entries = self._entries(scale_set)
+            if not entries:
+                self._forget_if_empty(keys=[_ledger_key(scale_set), SCALE_SETS_KEY], args=[raw])
+            found.extend(e for e in entries if e.deadline <= now)
+        return found
+
+    def complete(self, scale_set: str, name: str) -> None:
+        """The runner exists (or failed for good): it is no longer in flight."""
+        self.redis.hdel(_ledger_key(scale_set), name)
+
+    def remove(self, entries: list[LedgerEntry]) -> None:
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for entry in entries:
+            pipe.hdel(_ledger_key(entry.scale_set), entry.name)
+        pipe.execute()
+
+    def _entries(self, scale_set: str) -> list[LedgerEntry]:
+        raw = self.redis.hgetall(_ledger_key(scale_set))
+        return sorted(
+            (LedgerEntry.from_dict(json.loads(value)) for value in raw.values()),
+            key=lambda e: (e.deadline, e.name),
+        )
+
+
+class BatchProgress:
+    """Counters of one batch: total, done and done per outcome. Kept for a day."""
+
+    def __init__(self, redis_client: redis.Redis):
+        self.redis = redis_client
+
+    def start(self, batch_id: str, scale_set: str, total: int) -> None:
+        key = BATCH_PREFIX + batch_id
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={"scale_set": scale_set, "total": total, "done": 0})
+        pipe.expire(key, BATCH_TTL_SECONDS)
+        pipe.execute()
+
+    def record_outcome(self, batch_id: str, outcome: str) -> tuple[int, int]:
+        """Count one finished runner; returns (done, total) after it. A batch not started (or
+        forgotten) has total 0."""
+        key = BATCH_PREFIX + batch_id
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(key, "done", 1)
+        pipe.hincrby(key, f"outcome:{outcome}", 1)
+        pipe.hget(key, "total")
+        pipe.expire(key, BATCH_TTL_SECONDS)
+        done, _, total, _ = pipe.execute()
+        return int(done), int(total or 0)
+
+    def get(self, batch_id: str) -> dict[str, Any] | None:
+        """{"scale_set", "total", "done", "outcomes": {outcome: count}}, or None when the
+        batch is unknown."""
+        raw = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in self.redis.hgetall(BATCH_PREFIX + batch_id).items()
+        }
+        if not raw:
+            return None
+        return {
+            "scale_set": raw.get("scale_set", ""),
+            "total": int(raw.get("total", 0)),
+            "done": int(raw.get("done", 0)),
+            "outcomes": {
+                k.removeprefix("outcome:"): int(v)
+                for k, v in raw.items()
+                if k.startswith("outcome:")
+            },
+        }

@@ -1,0 +1,19 @@
+"""Limits shared by every worker: token buckets and the concurrency budget in Redis, and the
+pure adaptive concurrency and circuit breaker."""
+
+from provisioner.limits.adaptive import AdaptiveConcurrency, SharedAdaptiveConcurrency
+from provisioner.limits.breaker import CircuitBreaker
+from provisioner.limits.budget import RedisConcurrencyBudget
+from provisioner.limits.errors import CircuitOpen, RateLimitExceeded
+from provisioner.limits.token_bucket import GitHubRateLimitPauser, RedisTokenBucket
+
+__all__ = [
+    "AdaptiveConcurrency",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "GitHubRateLimitPauser",
+    "RateLimitExceeded",
+    "RedisConcurrencyBudget",
+    "RedisTokenBucket",
+    "SharedAdaptiveConcurrency",
+]

@@ -1,0 +1,185 @@
+"""A concurrency budget in Redis shared by every process: at most ``limit`` holders at once.
+
+Slots are leases (a sorted set of holder ids scored by lease expiry, on Redis's clock). A
+holder's process renews its leases in the background; a killed process stops renewing, and
+its slots come back once the lease runs out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import redis
+
+from provisioner.limits.errors import RateLimitExceeded
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 60.0
+# A limit set at run time (adaptive concurrency) is forgotten after this long without being
+# set again, so a lowered limit cannot outlive the processes that lowered it.
+LIMIT_OVERRIDE_SECONDS = 600
+# Longest a waiter blocks for a release before trying again (a lease may expire meanwhile).
+_WAIT_STEP = 0.25
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+_TAKE = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[3])
+local override = tonumber(redis.call('GET', KEYS[2]))
+if override and override < limit then
+  limit = override
+end
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  return 0
+end
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 2000))
+return 1
+"""
+)
+
+# Only leases still held are renewed: one that ran out was handed to someone else.
+_RENEW = (
+    _NOW
+    + """
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 2000))
+return 1
+"""
+)
+
+_RELEASE = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[2], 60000)
+return removed
+"""
+
+_IN_USE = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+
+class RedisConcurrencyBudget:
+    """``with budget.slot(timeout):`` holds one of ``limit`` slots shared by everyone using
+    ``key``. Thread-safe."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        key: str,
+        limit: int,
+        lease: float = DEFAULT_LEASE_SECONDS,
+    ):
+        if limit < 1:
+            raise ValueError(f"limit of budget {key} must be at least 1, got {limit}")
+        if lease <= 0:
+            raise ValueError(f"lease of budget {key} must be positive, got {lease}")
+        self.redis = redis_client
+        self.key = key
+        self.limit = limit
+        self.lease = lease
+        self._limit_key = f"{key}:limit"
+        self._wake_key = f"{key}:released"
+        self._take = redis_client.register_script(_TAKE)
+        self._renew = redis_client.register_script(_RENEW)
+        self._release = redis_client.register_script(_RELEASE)
+        self._in_use = redis_client.register_script(_IN_USE)
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    @contextlib.contextmanager
+    def slot(self, timeout: float) -> Iterator[str]:
+        """Hold a slot for the block; RateLimitExceeded when none is free within ``timeout``.
+        Yields the holder id."""
+        holder = self._acquire(timeout)
+        try:
+            yield holder
+        finally:
+            with self._held_lock:
+                self._held.discard(holder)
+            self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+
+    def in_use(self) -> int:
+        """Slots held now (leases not run out), by every process."""
+        return int(self._in_use(keys=[self.key]))
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit for every process (never above the one each was built with).
+        Holders beyond a lowered limit keep their slots; new ones wait."""
+        if limit < 1:
+            raise ValueError(f"limit of budget {self.key} must be at least 1, got {limit}")
+        self.limit = limit
+        self.redis.set(self._limit_key, limit, ex=LIMIT_OVERRIDE_SECONDS)
+
+    def close(self) -> None:
+        """Stop renewing leases (the process is done with the budget)."""
+        self._stopped.set()
+
+    def _acquire(self, timeout: float) -> str:
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        # Registered before taking, so a lease taken just before a renewal round is renewed.
+        with self._held_lock:
+            self._held.add(holder)
+            self._ensure_renewer()
+        try:
+            while True:
+                if self._take(
+                    keys=[self.key, self._limit_key], args=[holder, self.lease, self.limit]
+                ):
+                    return holder
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RateLimitExceeded(
+                        f"concurrency budget {self.key}: all {self.limit} slots busy "
+                        f"for {timeout:.1f}s"
+                    )
+                # A release pushes onto the wake list: waiters try again at once.
+                self.redis.blpop([self._wake_key], timeout=min(left, _WAIT_STEP))
+        except BaseException:
+            with self._held_lock:
+                self._held.discard(holder)
+            raise
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or not self._renewer.is_alive():
+            self._renewer = threading.Thread(
+                target=self._renew_leases, name=f"lease-renewer:{self.key}", daemon=True
+            )
+            self._renewer.start()
+
+    def _renew_leases(self) -> None:
+        interval = self.lease / 3
+        while not self._stopped.wait(interval):
+            with self._held_lock:
+                held = list(self._held)
+            if not held:
+                continue
+            try:
+                self._renew(keys=[self.key], args=[self.lease, *held])
+            except redis.RedisError as exc:
+                # The next round tries again; a lease lasts three rounds.
+                log.warning("budget %s: lease renewal failed: %s", self.key, exc)

@@ -1,0 +1,117 @@
+"""A token bucket in Redis shared by every process, and the pause GitHub's rate-limit headers
+put on it. The clock is Redis's (TIME), so processes on different hosts agree."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Protocol
+
+import redis
+
+from provisioner.limits.errors import RateLimitExceeded
+
+# Returns the seconds to wait as a string: Redis turns Lua numbers into integers.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'paused_until')
+local paused_until = tonumber(state[3]) or 0
+if now < paused_until then
+  return tostring(paused_until - now)
+end
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + 60) * 1000))
+return tostring(wait)
+"""
+
+# A pause is only ever lengthened: two answers with different resets keep the later one.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+if until_ > current then
+  redis.call('HSET', KEYS[1], 'paused_until', tostring(until_))
+  local keep_ms = math.ceil((until_ - now + 60) * 1000)
+  if keep_ms > redis.call('PTTL', KEYS[1]) then
+    redis.call('PEXPIRE', KEYS[1], keep_ms)
+  end
+end
+return tostring(math.max(until_, current) - now)
+"""
+
+# Waiters sleep a little longer than told, at random, so they do not all ask at once.
+_WAKE_SPREAD = 0.1
+
+
+class RedisTokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up, shared by everyone using
+    ``key``. Thread-safe (each call is one atomic script)."""
+
+    def __init__(self, redis_client: redis.Redis, key: str, rate: float, burst: int):
+        if rate <= 0:
+            raise ValueError(f"rate of bucket {key} must be positive, got {rate}")
+        if burst < 1:
+            raise ValueError(f"burst of bucket {key} must be at least 1, got {burst}")
+        self.key = key
+        self.rate = rate
+        self.burst = burst
+        self._take = redis_client.register_script(_TAKE)
+        self._pause = redis_client.register_script(_PAUSE)
+
+    def try_acquire(self) -> float:
+        """Take a token: 0.0 when taken, else the seconds until one may be there."""
+        return float(self._take(keys=[self.key], args=[self.rate, self.burst]))
+
+    def acquire(self, timeout: float) -> None:
+        """Take a token, waiting up to ``timeout`` seconds; RateLimitExceeded when the wait
+        would be longer (raised at once, not after sleeping in vain)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = self.try_acquire()
+            if wait <= 0:
+                return
+            left = deadline - time.monotonic()
+            if wait > left:
+                raise RateLimitExceeded(
+                    f"rate limit {self.key}: no token within {timeout:.1f}s (next in {wait:.1f}s)",
+                    retry_after=wait,
+                )
+            time.sleep(min(left, wait * (1 + random.uniform(0, _WAKE_SPREAD))))
+
+    def pause_until(self, epoch_seconds: float) -> float:
+        """Hand out no token before ``epoch_seconds`` (wall clock), to anyone. Returns the
+        seconds the pause still lasts."""
+        return float(self._pause(keys=[self.key], args=[epoch_seconds]))
+
+
+class RateLimitHeaders(Protocol):
+    limit: int
+    remaining: int
+    used: int
+    reset: int
+    resource: str
+
+
+class GitHubRateLimitPauser:
+    """The GitHub client's ``on_rate_limit``: once an answer says the quota is spent, the
+    shared bucket pauses until the quota's reset, for every process."""
+
+    def __init__(self, bucket: RedisTokenBucket):
+        self.bucket = bucket
+
+    def __call__(self, info: RateLimitHeaders) -> None:
+        if info.remaining <= 0 and info.reset > 0:
+            self.bucket.pause_until(float(info.reset))
