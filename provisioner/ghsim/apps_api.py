@@ -1,13 +1,16 @@
-"""GitHub App installation access tokens: a valid App JWT buys a token that expires."""
+"""GitHub App installation access tokens (a valid App JWT buys a token that expires), and
+GET /rate_limit, which reports a caller's budgets without spending from them."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from provisioner.ghsim.core import Simulator
 from provisioner.ghsim.routing import Request, Response, error
 
 DOCS = "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"
+RATE_LIMIT_DOCS = "https://docs.github.com/rest/rate-limit/rate-limit"
 TOKEN_PERMISSIONS = {"administration": "write", "organization_self_hosted_runners": "write"}
 
 
@@ -20,6 +23,34 @@ def install(simulator: Simulator) -> None:
         docs_url=DOCS,
         app_jwt=True,
     )
+    simulator.router.add(
+        "GET",
+        "/rate_limit",
+        _rate_limit,
+        endpoint="rate-limit",
+        docs_url=RATE_LIMIT_DOCS,
+        counted=False,
+    )
+
+
+def _rate_limit(simulator: Simulator, request: Request) -> Response:
+    assert request.caller is not None
+    now = time.time()
+    window_s = simulator.config.rate_limit_window_s
+    resources = {}
+    for resource in ("core", "actions_runner_registration"):
+        decision = simulator.primary.peek(
+            request.caller.key, resource, simulator.limit_of(resource), window_s, now
+        )
+        resources[resource] = {
+            "limit": decision.limit,
+            "remaining": decision.remaining,
+            "reset": decision.reset,
+            "used": decision.used,
+        }
+    # Search is not simulated: its budget is reported full.
+    resources["search"] = {"limit": 30, "remaining": 30, "reset": int(now) + 60, "used": 0}
+    return Response(200, {"resources": resources, "rate": resources["core"]})
 
 
 def _create_access_token(simulator: Simulator, request: Request) -> Response:

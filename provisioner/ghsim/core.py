@@ -76,6 +76,11 @@ class Simulator:
             hook()
         self.wake_sleepers()
 
+    def limit_of(self, resource: str) -> int:
+        if resource == "actions_runner_registration":
+            return self.config.registration_rate_limit
+        return self.config.rate_limit
+
     def sleep(self, seconds: float) -> None:
         """Sleep in the request's thread; a reset or stop cuts it short."""
         if seconds > 0:
@@ -124,13 +129,13 @@ class Simulator:
             anonymous = self.primary.take("anonymous", route.resource, ANONYMOUS_LIMIT, 3600, now)
             return Outcome(_with_limits(error(401, str(exc), route.docs_url), anonymous))
         request.caller = caller
-        limit = (
-            config.registration_rate_limit
-            if route.resource == "actions_runner_registration"
-            else config.rate_limit
-        )
-        decision = self.primary.take(
-            caller.key, route.resource, limit, config.rate_limit_window_s, now
+        spend = self.primary.take if route.counted else self.primary.peek
+        decision = spend(
+            caller.key,
+            route.resource,
+            self.limit_of(route.resource),
+            config.rate_limit_window_s,
+            now,
         )
         if not decision.allowed:
             self.counters.event("primary_rate_limited")

@@ -49,6 +49,18 @@ class PrimaryLimiter:
             reset = math.ceil(window[0] + window_s)
         return PrimaryDecision(allowed, limit, max(0, limit - used), used, reset, resource)
 
+    def peek(
+        self, credential: str, resource: str, limit: int, window_s: float, now: float
+    ) -> PrimaryDecision:
+        """The state of a window without spending from it (GET /rate_limit is free)."""
+        with self._lock:
+            window = self._windows.get((credential, resource))
+            if window is None or now >= window[0] + window_s:
+                window = [now, 0]
+            used = int(window[1])
+            reset = math.ceil(window[0] + window_s)
+        return PrimaryDecision(True, limit, max(0, limit - used), used, reset, resource)
+
     def clear(self) -> None:
         with self._lock:
             self._windows.clear()

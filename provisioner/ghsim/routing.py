@@ -50,6 +50,7 @@ class Route:
     resource: str  # primary rate-limit resource; "" for admin routes (no auth, not counted)
     docs_url: str
     app_jwt: bool  # the App's own JWT is accepted (App endpoints); else PAT/installation token
+    counted: bool  # spends from the primary rate limit (GET /rate_limit does not)
 
 
 def template_pattern(template: str) -> re.Pattern[str]:
@@ -71,10 +72,13 @@ class Router:
         resource: str = "core",
         docs_url: str = DOCS,
         app_jwt: bool = False,
+        counted: bool = True,
     ) -> None:
         pattern = template_pattern(template)
         self.routes.append(
-            Route(method, template, pattern, handler, endpoint, resource, docs_url, app_jwt)
+            Route(
+                method, template, pattern, handler, endpoint, resource, docs_url, app_jwt, counted
+            )
         )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -53,27 +53,20 @@ def response_validator(method: str, path: str, status: int) -> Draft202012Valida
     validated against the ``basic-error`` schema, which is what GitHub sends for them.
     """
     document, registry = _document()
-    index = _operation_index(document, method, path)
-    operation = document["operations"][index]
-    response = operation["responses"].get(str(status))
+    section, index = _operation_location(document, method, path)
+    response = document[section][index]["responses"].get(str(status))
     if response is not None and "content" in response:
-        parts = [
-            "operations",
-            str(index),
-            "responses",
-            str(status),
-            "content",
-            "application/json",
-            "schema",
-        ]
+        parts = [section, str(index), "responses", str(status), "content"]
+        parts += ["application/json", "schema"]
     else:
         parts = ["components", "schemas", "basic-error"]
     pointer = "/".join(_pointer_escape(part) for part in parts)
     return Draft202012Validator({"$ref": f"{BASE_URI}#/{pointer}"}, registry=registry)
 
 
-def _operation_index(document: dict[str, Any], method: str, path: str) -> int:
-    for index, operation in enumerate(document["operations"]):
-        if operation["method"] == method and operation["path"] == path:
-            return index
+def _operation_location(document: dict[str, Any], method: str, path: str) -> tuple[str, int]:
+    for section in ("operations", "extra_operations"):
+        for index, operation in enumerate(document[section]):
+            if operation["method"] == method and operation["path"] == path:
+                return section, index
     raise KeyError(f"{method} {path} is not in {DESCRIPTION.name}")

@@ -145,6 +145,13 @@ def test_installation_token_exchange_answers_as_documented(ghsim: Ghsim) -> None
         conforms(http.post(path, headers=ghsim.auth_headers), "POST", template, 401)
 
 
+def test_rate_limit_status_answers_as_documented(ghsim: Ghsim) -> None:
+    with ghsim.http() as http:
+        body = conforms(http.get("/rate_limit"), "GET", "/rate_limit", 200)
+    assert body["resources"]["core"]["limit"] == 5000
+    assert body["resources"]["actions_runner_registration"]["limit"] == 10_000
+
+
 def test_rate_limit_refusals_answer_with_githubs_error_body(ghsim: Ghsim) -> None:
     template, path = SCOPES[0].runners()
     jit_template, jit_path = SCOPES[0].runners("/generate-jitconfig")

@@ -65,6 +65,18 @@ def test_each_credential_has_its_own_budget(ghsim: Ghsim) -> None:
         assert http.get(RUNNERS, headers=as_installation).status_code == 200
 
 
+def test_rate_limit_status_reports_the_budget_without_spending_it(ghsim: Ghsim) -> None:
+    ghsim.admin.configure(rate_limit=5)
+    with ghsim.http() as http:
+        http.get(RUNNERS)
+        _jit(http, "r-1")
+        for _ in range(3):
+            status = http.get("/rate_limit").json()["resources"]
+        assert (status["core"]["used"], status["core"]["remaining"]) == (1, 4)
+        assert status["actions_runner_registration"]["used"] == 1
+        assert http.get(RUNNERS).headers["x-ratelimit-used"] == "2"
+
+
 def test_admin_calls_need_no_credential_and_use_no_budget(ghsim: Ghsim) -> None:
     ghsim.admin.configure(rate_limit=1)
     for _ in range(5):
