@@ -1,0 +1,232 @@
+"""A runner's Kubernetes objects: the Secret holding its JIT config and the Pod that runs it,
+both labelled with the scale set and owned by the RunnerScaleSet."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any, Literal
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from provisioner.kube.scaleset import ScaleSet, owner_reference
+
+SCALE_SET_LABEL = "provisioner.dev/scale-set"
+RUNNER_LABEL = "provisioner.dev/runner"
+JIT_CONFIG_KEY = "jitconfig"
+JIT_CONFIG_ENV = "ACTIONS_RUNNER_INPUT_JITCONFIG"
+RUNNER_CONTAINER = "runner"
+# Waiting reasons after which the container will not start without a change to the template.
+START_FAILURE_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+POD_CACHE_SIZE = 256
+
+PodState = Literal["pending", "running", "finished", "failed_to_start"]
+
+
+def runner_labels(scale_set_name: str, name: str) -> dict[str, str]:
+    return {SCALE_SET_LABEL: scale_set_name, RUNNER_LABEL: name}
+
+
+def build_secret(scale_set: ScaleSet, name: str, encoded_jit_config: str) -> k8s.V1Secret:
+    """The Secret ``name`` holding the runner's encoded JIT config under ``jitconfig``."""
+    return k8s.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        metadata=k8s.V1ObjectMeta(
+            name=name,
+            namespace=scale_set.namespace,
+            labels=runner_labels(scale_set.name, name),
+            owner_references=[k8s.V1OwnerReference(**_snake(owner_reference(scale_set)))],
+        ),
+        type="Opaque",
+        string_data={JIT_CONFIG_KEY: encoded_jit_config},
+    )
+
+
+def _snake(reference: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "api_version": reference["apiVersion"],
+        "kind": reference["kind"],
+        "name": reference["name"],
+        "uid": reference["uid"],
+        "controller": reference["controller"],
+        "block_owner_deletion": reference["blockOwnerDeletion"],
+    }
+
+
+class _RenderedTemplate:
+    """The parts of a runner Pod that do not depend on the runner's name, rendered once per
+    scale set generation."""
+
+    def __init__(self, scale_set: ScaleSet) -> None:
+        template = copy.deepcopy(scale_set.template)
+        metadata = {
+            key: value
+            for key, value in (template.get("metadata") or {}).items()
+            if key not in ("name", "generateName", "namespace", "labels", "ownerReferences")
+        }
+        metadata["namespace"] = scale_set.namespace
+        metadata["ownerReferences"] = [owner_reference(scale_set)]
+        self.metadata = metadata
+        self.labels = {
+            **((template.get("metadata") or {}).get("labels") or {}),
+            SCALE_SET_LABEL: scale_set.name,
+        }
+        spec = template["spec"]
+        # An ephemeral runner runs one job; a restarted container would have no registration.
+        spec["restartPolicy"] = "Never"
+        self.spec = spec
+        containers = spec["containers"]
+        names = [c["name"] for c in containers]
+        self.runner_index = names.index(RUNNER_CONTAINER) if RUNNER_CONTAINER in names else 0
+        runner = containers[self.runner_index]
+        self.runner_env = [e for e in runner.get("env") or [] if e.get("name") != JIT_CONFIG_ENV]
+
+    def pod(self, name: str) -> dict[str, Any]:
+        # Only what differs per runner is new; the rest is shared with the cache.
+        containers = list(self.spec["containers"])
+        runner = containers[self.runner_index]
+        jit_env = {
+            "name": JIT_CONFIG_ENV,
+            "valueFrom": {"secretKeyRef": {"name": name, "key": JIT_CONFIG_KEY}},
+        }
+        containers[self.runner_index] = {**runner, "env": [*self.runner_env, jit_env]}
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                **self.metadata,
+                "name": name,
+                "labels": {**self.labels, RUNNER_LABEL: name},
+            },
+            "spec": {**self.spec, "containers": containers},
+        }
+
+
+_rendered: dict[tuple[str, str, str, int], _RenderedTemplate] = {}
+_rendered_lock = threading.Lock()
+
+
+def _rendered_template(scale_set: ScaleSet) -> _RenderedTemplate:
+    # A generation's spec never changes, so (object, generation) identifies the template.
+    key = (scale_set.namespace, scale_set.name, scale_set.uid, scale_set.generation)
+    rendered = _rendered.get(key)
+    if rendered is None:
+        rendered = _RenderedTemplate(scale_set)
+        with _rendered_lock:
+            _rendered[key] = rendered
+            while len(_rendered) > POD_CACHE_SIZE:
+                del _rendered[next(iter(_rendered))]
+    return rendered
+
+
+def build_pod(scale_set: ScaleSet, name: str) -> dict[str, Any]:
+    """The runner Pod ``name`` from the scale set's template. Treat it as read-only: parts
+    that do not depend on the name are shared between the pods of one generation."""
+    return _rendered_template(scale_set).pod(name)
+
+
+class RunnerObjects:
+    """Runner Secrets and Pods in one namespace. API errors other than AlreadyExists on create
+    and NotFound on delete propagate as ApiException for the caller to classify."""
+
+    def __init__(self, api_client: k8s.ApiClient, namespace: str) -> None:
+        self.core = k8s.CoreV1Api(api_client)
+        self.namespace = namespace
+
+    def create_secret(self, scale_set: ScaleSet, name: str, encoded_jit_config: str) -> bool:
+        """False when the Secret already existed (an earlier attempt made it)."""
+        return _created(
+            lambda: self.core.create_namespaced_secret(
+                self.namespace, build_secret(scale_set, name, encoded_jit_config)
+            )
+        )
+
+    def create_pod(self, scale_set: ScaleSet, name: str) -> bool:
+        """False when the Pod already existed (an earlier attempt made it)."""
+        return _created(
+            lambda: self.core.create_namespaced_pod(self.namespace, build_pod(scale_set, name))
+        )
+
+    def delete_runner_objects(self, name: str) -> None:
+        """Pod first, so no container is left reading a deleted Secret; missing ones are fine."""
+        _deleted(lambda: self.core.delete_namespaced_pod(name, self.namespace))
+        _deleted(lambda: self.core.delete_namespaced_secret(name, self.namespace))
+
+    def list_runner_pods(self, scale_set_name: str) -> list[k8s.V1Pod]:
+        selector = f"{SCALE_SET_LABEL}={scale_set_name}"
+        return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+
+    def list_runner_secrets(self, scale_set_name: str) -> list[k8s.V1Secret]:
+        selector = f"{SCALE_SET_LABEL}={scale_set_name}"
+        return self.core.list_namespaced_secret(self.namespace, label_selector=selector).items
+
+
+def _created(create) -> bool:
+    try:
+        create()
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def _deleted(delete) -> None:
+    try:
+        delete()
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def runner_pod_state(pod: k8s.V1Pod) -> PodState:
+    status = pod.status
+    phase = status.phase if status else None
+    if phase in ("Succeeded", "Failed"):
+        return "finished"
+    statuses = (status.container_statuses or []) if status else []
+    for container in [*((status.init_container_statuses or []) if status else []), *statuses]:
+        waiting = container.state.waiting if container.state else None
+        if waiting is not None and waiting.reason in START_FAILURE_REASONS:
+            return "failed_to_start"
+    runner = _runner_status(pod, statuses)
+    terminated = runner.state.terminated if runner is not None and runner.state else None
+    if terminated is not None:
+        # With sidecars the pod keeps running after the runner exits. A runner that exits
+        # before the pod was ever ready never took a job.
+        return "finished" if _was_ready_before(pod, terminated) else "failed_to_start"
+    return "running" if phase == "Running" else "pending"
+
+
+def _runner_status(pod: k8s.V1Pod, statuses: list) -> Any:
+    names = [c.name for c in (pod.spec.containers if pod.spec else [])]
+    runner_name = RUNNER_CONTAINER if RUNNER_CONTAINER in names else (names or [None])[0]
+    for container in statuses:
+        if container.name == runner_name:
+            return container
+    return None
+
+
+def _was_ready_before(pod: k8s.V1Pod, terminated: Any) -> bool:
+    """Whether the pod's Ready condition last changed after the runner container started:
+    that change is the runner's own exit taking readiness away, so it had been ready."""
+    for condition in pod.status.conditions or []:
+        if condition.type != "Ready":
+            continue
+        if condition.status == "True":
+            return True
+        changed, started = condition.last_transition_time, terminated.started_at
+        return changed is not None and started is not None and changed > started
+    return False
