@@ -30,6 +30,7 @@ from provisioner.limits import (
     GitHubRateLimitPauser,
     RedisConcurrencyBudget,
     RedisTokenBucket,
+    SharedAdaptiveConcurrency,
 )
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class WorkerContext:
             self.redis, CREATION_BUDGET_KEY, settings.runner_creation_concurrency
         )
         self.adaptive = (
-            AdaptiveConcurrency(settings.runner_creation_concurrency)
+            SharedAdaptiveConcurrency(
+                AdaptiveConcurrency(settings.runner_creation_concurrency), self.budget
+            )
             if settings.adaptive_concurrency
             else None
         )
@@ -98,6 +101,7 @@ class WorkerContext:
         self._scopes: dict[str, GitHubScope] = {}
 
     def close(self) -> None:
+        self.budget.close()
         for github, _ in self._github.values():
             github.close()
         self.api.close()
@@ -160,17 +164,15 @@ class WorkerContext:
 
     def on_throttled(self) -> None:
         if self.adaptive is not None:
-            self.budget.set_limit(self.adaptive.on_throttle())
+            self.adaptive.on_throttle()
 
     def on_timeout(self) -> None:
         if self.adaptive is not None:
-            self.budget.set_limit(self.adaptive.on_timeout())
+            self.adaptive.on_timeout()
 
     def _on_success(self) -> None:
         if self.adaptive is not None:
-            limit = self.adaptive.on_success()
-            if limit != self.budget.limit:
-                self.budget.set_limit(limit)
+            self.adaptive.on_success()
 
     def _on_rate_limit(self, info: RateLimitInfo) -> None:
         metrics.GITHUB_RATE_LIMIT_REMAINING.labels(resource=info.resource or "core").set(

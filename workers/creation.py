@@ -28,7 +28,8 @@ from provisioner.github.errors import (
     ServerError,
     Unauthorized,
 )
-from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
+from provisioner.github.models import InvalidScope
+from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetSpecError
 from provisioner.ledger import LedgerEntry
 from provisioner.limits import CircuitOpen, RateLimitExceeded
 from workers import outcome
@@ -305,3 +306,7 @@ class _GitHubCall:
             raise RetryableFailure(outcome.REASON_GITHUB_INVALID) from None
         except Unauthorized as exc:
             raise PermanentFailure(outcome.REASON_GITHUB_UNAUTHORIZED, str(exc)) from None
+        except GitHubSecretError as exc:
+            raise PermanentFailure(outcome.REASON_GITHUB_SECRET, str(exc)) from None
+        except InvalidScope as exc:
+            raise PermanentFailure(outcome.REASON_SCALE_SET_INVALID, str(exc)) from None
