@@ -10,7 +10,16 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 DEFAULT_PAT = "ghsim-token"
 
@@ -166,6 +175,20 @@ class SimulatorConfig(BaseModel):
         if value:
             parse_latency_distribution(value)
         return value or None
+
+    @field_validator("app_public_key_pem")
+    @classmethod
+    def _public_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) != (info.data.get("app_id") is None):
+            raise ValueError("an App needs both --app-id and --app-public-key")
+        if value is not None:
+            try:
+                key = serialization.load_pem_public_key(value.encode())
+            except ValueError:
+                raise ValueError("not a PEM public key") from None
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise ValueError("an RSA public key is needed (App JWTs are RS256)")
+        return value
 
     @field_validator("error_endpoint", "fault_endpoint")
     @classmethod

@@ -104,3 +104,14 @@ def test_the_command_serves_with_the_credentials_and_knobs_it_was_given(
         assert httpx.get(f"{url}/_sim/config").json()["latency_distribution"] == "uniform:1:2"
     finally:
         server.stop()
+
+
+def test_an_app_key_that_is_not_a_pem_public_key_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "app.pem"
+    key_file.write_text("not a key")
+    result = _ghsim("--app-id", "1", "--app-public-key", str(key_file))
+    assert result.returncode == 2
+    assert result.stderr.startswith("provisioner ghsim: error: --app-public-key: not a PEM")
+    missing = _ghsim("--app-id", "1")
+    assert missing.returncode == 2
+    assert "--app-public-key" in missing.stderr
