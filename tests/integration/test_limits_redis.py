@@ -1,0 +1,248 @@
+"""The shared limits against a real redis-server: several processes (separate clients) share
+one rate, one pause and one concurrency budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import redis
+
+from provisioner.limits import (
+    GitHubRateLimitPauser,
+    RateLimitExceeded,
+    RedisConcurrencyBudget,
+    RedisTokenBucket,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Takes tokens from the shared bucket as fast as it hands them out, for a while, and prints
+# the Redis time of each acquisition.
+BUCKET_CLIENT = """
+import json, sys, time, redis
+from provisioner.limits import RedisTokenBucket
+url, key, rate, burst, start, seconds = sys.argv[1:]
+r = redis.Redis.from_url(url)
+bucket = RedisTokenBucket(r, key, float(rate), int(burst))
+while time.time() < float(start):
+    time.sleep(0.005)
+taken = []
+end = float(start) + float(seconds)
+while time.time() < end:
+    try:
+        bucket.acquire(timeout=end - time.time())
+    except Exception:
+        break
+    seconds_, micros = r.time()
+    taken.append(seconds_ + micros / 1e6)
+print(json.dumps(taken))
+"""
+
+# Holds one slot of the budget and waits to be killed.
+SLOT_HOLDER = """
+import sys, time, redis
+from provisioner.limits import RedisConcurrencyBudget
+url, key, lease = sys.argv[1:]
+budget = RedisConcurrencyBudget(redis.Redis.from_url(url), key, 1, lease=float(lease))
+with budget.slot(timeout=10):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _python(script: str, *args: object, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def client(redis_url: str):
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+def test_four_processes_together_keep_to_the_bucket_rate(redis_url):
+    rate, burst, seconds = 20.0, 5, 2.0
+    start = time.time() + 3.0  # after every process has started
+    procs = [
+        _python(BUCKET_CLIENT, redis_url, "bucket:rate", rate, burst, start, seconds)
+        for _ in range(4)
+    ]
+    per_process = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    taken = sorted(t for times in per_process for t in times)
+    print(f"{len(taken)} tokens in {taken[-1] - taken[0]:.2f}s across 4 processes")
+    assert all(per_process), "every process got tokens"
+    # A token bucket hands out at most burst + rate * T in any span of T seconds.
+    for i, first in enumerate(taken):
+        in_window = sum(1 for t in taken[i:] if t - first <= 1.0)
+        assert in_window <= burst + rate * 1.0 + 2
+    assert len(taken) <= burst + rate * seconds + 2
+    # ...and keeps handing them out: far more than the burst over the run.
+    assert len(taken) >= rate * seconds * 0.5
+
+
+def test_pause_blocks_every_holder_until_it_passes(redis_url):
+    buckets = [
+        RedisTokenBucket(redis.Redis.from_url(redis_url), "bucket:pause", 100.0, 10)
+        for _ in range(4)
+    ]
+    resume = time.time() + 1.0
+    buckets[0].pause_until(resume)
+    finished: list[float] = []
+
+    def take(bucket: RedisTokenBucket) -> None:
+        bucket.acquire(timeout=10)
+        finished.append(time.time())
+
+    threads = [threading.Thread(target=take, args=(b,)) for b in buckets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=15)
+    assert len(finished) == 4
+    assert min(finished) >= resume - 0.05
+
+
+def test_a_pause_longer_than_the_timeout_fails_at_once_with_the_wait(redis_url, client):
+    bucket = RedisTokenBucket(client, "bucket:pause-timeout", 100.0, 10)
+    bucket.pause_until(time.time() + 30)
+    started = time.monotonic()
+    with pytest.raises(RateLimitExceeded) as raised:
+        bucket.acquire(timeout=2)
+    assert time.monotonic() - started < 2
+    assert 25 < raised.value.retry_after <= 30
+    assert bucket.try_acquire() > 25
+
+
+def test_a_pause_is_never_shortened(client):
+    bucket = RedisTokenBucket(client, "bucket:lengthen", 100.0, 10)
+    bucket.pause_until(time.time() + 30)
+    assert bucket.pause_until(time.time() + 1) > 25
+
+
+def test_a_spent_github_quota_pauses_the_bucket_until_its_reset(client):
+    bucket = RedisTokenBucket(client, "bucket:github", 100.0, 10)
+    pauser = GitHubRateLimitPauser(bucket)
+    reset = int(time.time()) + 20
+
+    def info(remaining: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            limit=5000, remaining=remaining, used=5000 - remaining, reset=reset, resource="core"
+        )
+
+    pauser(info(remaining=3))
+    assert bucket.try_acquire() == 0.0
+    pauser(info(remaining=0))
+    assert 15 < bucket.try_acquire() <= 20
+
+
+def test_a_budget_of_three_never_has_more_than_three_holders(redis_url):
+    holding = 0
+    most = 0
+    seen_in_use: list[int] = []
+    lock = threading.Lock()
+    done: list[bool] = []
+
+    def worker() -> None:
+        nonlocal holding, most
+        budget = RedisConcurrencyBudget(redis.Redis.from_url(redis_url), "budget:three", 3)
+        try:
+            for _ in range(3):
+                with budget.slot(timeout=30):
+                    with lock:
+                        holding += 1
+                        most = max(most, holding)
+                    seen_in_use.append(budget.in_use())
+                    time.sleep(0.02)
+                    with lock:
+                        holding -= 1
+            done.append(True)
+        finally:
+            budget.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(done) == 10
+    assert most == 3
+    assert max(seen_in_use) <= 3
+
+
+def test_a_slot_is_released_when_the_block_raises(client):
+    budget = RedisConcurrencyBudget(client, "budget:raise", 1)
+    with pytest.raises(KeyError), budget.slot(timeout=1):
+        raise KeyError("boom")
+    assert budget.in_use() == 0
+    with budget.slot(timeout=1):
+        assert budget.in_use() == 1
+    budget.close()
+
+
+def test_no_free_slot_within_the_timeout_raises(client):
+    budget = RedisConcurrencyBudget(client, "budget:full", 1)
+    with budget.slot(timeout=1), pytest.raises(RateLimitExceeded), budget.slot(timeout=0.3):
+        pass
+    budget.close()
+
+
+def test_a_lowered_limit_holds_for_every_process_but_never_rises_above_theirs(redis_url):
+    mine = RedisConcurrencyBudget(redis.Redis.from_url(redis_url), "budget:adaptive", 3)
+    theirs = RedisConcurrencyBudget(redis.Redis.from_url(redis_url), "budget:adaptive", 3)
+    mine.set_limit(1)
+    with theirs.slot(timeout=1), pytest.raises(RateLimitExceeded), theirs.slot(timeout=0.3):
+        pass
+    mine.set_limit(10)
+    with (
+        theirs.slot(timeout=1),
+        theirs.slot(timeout=1),
+        theirs.slot(timeout=1),
+        pytest.raises(RateLimitExceeded),
+        theirs.slot(timeout=0.3),
+    ):
+        pass
+    mine.close()
+    theirs.close()
+
+
+def test_a_killed_holders_slot_comes_back_after_its_lease(redis_url, client):
+    lease = 1.0
+    holder = _python(SLOT_HOLDER, redis_url, "budget:lease", lease)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        budget = RedisConcurrencyBudget(client, "budget:lease", 1, lease=lease)
+        # Alive, it renews: the slot stays taken well past one lease.
+        time.sleep(lease * 2)
+        assert budget.in_use() == 1
+        with pytest.raises(RateLimitExceeded), budget.slot(timeout=0.2):
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        with budget.slot(timeout=lease * 5):
+            assert budget.in_use() == 1
+        assert budget.in_use() == 0
+        budget.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
