@@ -12,7 +12,7 @@ from provisioner.config import SettingsError
 
 # Each module has register(subparsers); handlers import their heavy dependencies lazily so
 # `provisioner --help` and a bad flag answer at once.
-COMMAND_MODULES = ["dev", "config", "ghsim", "worker", "reconciler", "flower", "demo", "gc"]
+COMMAND_MODULES = ["dev", "config", "ghsim", "worker", "reconciler", "flower", "demo", "gc", "webhook"]
 
 
 class CommandError(Exception):

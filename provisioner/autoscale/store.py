@@ -1,0 +1,144 @@
+"""Demand in Redis, so it survives restarts and every receiver replica shares it.
+
+One Lua script applies an event atomically: it claims the delivery id (SET NX EX), so a
+redelivered webhook counts once, and moves the job forward only (the rule of
+``demand.advances``). Keys: ``job:<id>`` (hash: status, scale_set, repository, first_seen,
+updated_at), ``active:<set>``, ``queued:<set>``, ``repo:<owner/repo>`` (sets of job ids),
+``delivery:<id>`` and ``lower-since:<set>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from provisioner.autoscale.demand import JobStatus
+
+PREFIX = "autoscale:"
+
+_APPLY = """
+local ranks = {queued = 0, in_progress = 1, completed = 2}
+local p = ARGV[1]
+local status, scale_set, repository = ARGV[2], ARGV[3], ARGV[4]
+local job_id, now, delivery = ARGV[5], ARGV[6], ARGV[7]
+local delivery_ttl, completed_ttl = ARGV[8], ARGV[9]
+if delivery ~= '' then
+  if not redis.call('SET', p .. 'delivery:' .. delivery, '1', 'NX', 'EX', delivery_ttl) then
+    return {'duplicate', '', ''}
+  end
+end
+local job = p .. 'job:' .. job_id
+local current = redis.call('HGET', job, 'status')
+if current and ranks[status] <= ranks[current] then
+  return {'stale', '', ''}
+end
+-- A job stays with the scale set and repository it was first seen with.
+local owner = redis.call('HGET', job, 'scale_set') or scale_set
+local repo = redis.call('HGET', job, 'repository') or repository
+local first_seen = redis.call('HGET', job, 'first_seen') or now
+redis.call('HSET', job, 'status', status, 'scale_set', owner, 'repository', repo,
+  'first_seen', first_seen, 'updated_at', now)
+local active, queued = p .. 'active:' .. owner, p .. 'queued:' .. owner
+local by_repo = p .. 'repo:' .. repo
+if status == 'completed' then
+  redis.call('SREM', active, job_id)
+  redis.call('SREM', queued, job_id)
+  redis.call('SREM', by_repo, job_id)
+  -- The tombstone outlives any redelivery, so a late event cannot bring the job back.
+  redis.call('EXPIRE', job, completed_ttl)
+else
+  redis.call('SADD', active, job_id)
+  redis.call('SADD', by_repo, job_id)
+  if status == 'queued' then
+    redis.call('SADD', queued, job_id)
+  else
+    redis.call('SREM', queued, job_id)
+  end
+end
+return {'applied', first_seen, owner}
+"""
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: str  # applied, stale (the job was already at or past it), duplicate (delivery seen)
+    first_seen: float | None = None  # when the job was first recorded, for applied events
+    scale_set: str = ""  # the scale set the job belongs to, for applied events
+
+
+class DemandStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        delivery_ttl_s: int = 3 * 86_400,
+        completed_ttl_s: int = 3 * 86_400,
+    ) -> None:
+        self.redis = client
+        self.delivery_ttl_s = delivery_ttl_s
+        self.completed_ttl_s = completed_ttl_s
+        self._apply = client.register_script(_APPLY)
+
+    def apply(
+        self,
+        job_id: int,
+        status: JobStatus,
+        scale_set: str,
+        repository: str,
+        now: float,
+        delivery: str | None = None,
+    ) -> Applied:
+        outcome, first_seen, owner = self._apply(
+            args=[
+                PREFIX,
+                status.value,
+                scale_set,
+                repository,
+                job_id,
+                repr(now),
+                delivery or "",
+                self.delivery_ttl_s,
+                self.completed_ttl_s,
+            ]
+        )
+        return Applied(_text(outcome), float(first_seen) if first_seen else None, _text(owner))
+
+    def active(self, scale_set: str) -> int:
+        return int(self.redis.scard(f"{PREFIX}active:{scale_set}"))
+
+    def queued(self, scale_set: str) -> int:
+        return int(self.redis.scard(f"{PREFIX}queued:{scale_set}"))
+
+    def status(self, job_id: int) -> JobStatus | None:
+        value = self.redis.hget(f"{PREFIX}job:{job_id}", "status")
+        return JobStatus(value.decode()) if value else None
+
+    def active_in_repository(self, repository: str, updated_before: float) -> list[int]:
+        """Active jobs of ``repository`` last changed before ``updated_before``."""
+        ids = sorted(int(raw) for raw in self.redis.smembers(f"{PREFIX}repo:{repository}"))
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(f"{PREFIX}job:{job_id}", "updated_at")
+        stamps = pipe.execute()
+        return [
+            job_id
+            for job_id, stamp in zip(ids, stamps, strict=True)
+            if stamp is None or float(stamp) < updated_before
+        ]
+
+    def lower_since(self, scale_set: str) -> float | None:
+        value = self.redis.get(f"{PREFIX}lower-since:{scale_set}")
+        return float(value) if value else None
+
+    def set_lower_since(self, scale_set: str, since: float | None) -> None:
+        key = f"{PREFIX}lower-since:{scale_set}"
+        if since is None:
+            self.redis.delete(key)
+        else:
+            self.redis.set(key, repr(since))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
