@@ -12,7 +12,17 @@ from provisioner.config import SettingsError
 
 # Each module has register(subparsers); handlers import their heavy dependencies lazily so
 # `provisioner --help` and a bad flag answer at once.
-COMMAND_MODULES = ["dev", "config", "ghsim", "worker", "reconciler", "flower", "demo", "gc", "webhook"]
+COMMAND_MODULES = [
+    "dev",
+    "config",
+    "ghsim",
+    "worker",
+    "reconciler",
+    "flower",
+    "demo",
+    "gc",
+    "webhook",
+]
 
 
 class CommandError(Exception):
