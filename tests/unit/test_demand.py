@@ -53,11 +53,12 @@ def test_a_job_stays_with_the_scale_set_it_was_first_matched_to() -> None:
     assert demand.active("ns/other") == 0
 
 
-@given(
-    st.dictionaries(st.integers(1, 20), st.lists(statuses, min_size=1, max_size=6)), st.randoms()
-)
+job_histories = st.dictionaries(st.integers(1, 20), st.lists(statuses, min_size=1, max_size=6))
+
+
+@given(job_histories, st.randoms())
 def test_any_order_and_duplicates_end_at_each_jobs_furthest_status(
-    histories: dict[int, list[JobStatus]], rng
+    histories: dict[int, list[JobStatus]], rng: random.Random
 ) -> None:
     events = [(job_id, status) for job_id, seen in histories.items() for status in seen]
     rng.shuffle(events)
