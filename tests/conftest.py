@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.ghsim",
+    "tests.fixtures.kubelet",
     "tests.fixtures.pipeline",
     "tests.fixtures.workers",
 ]
