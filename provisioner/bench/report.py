@@ -35,6 +35,15 @@ class BenchRun:
     kube_writes: int
     throttled: int
     leaks: Leaks
+    # The configured global GitHub rate and the simulator's secondary limit on
+    # generate-jitconfig (0 = off), for runs that measure throughput under a secondary limit.
+    github_requests_per_second: float = 0.0
+    secondary_limit_per_minute: int = 0
+
+    @property
+    def label(self) -> str:
+        """The line this run belongs to: the mode, and its concurrency where it has one."""
+        return self.mode if self.mode == "sequential" else f"{self.mode} c={self.concurrency}"
 
     @property
     def runners_per_second(self) -> float:
@@ -52,6 +61,7 @@ class BenchRun:
 @dataclass(frozen=True)
 class Ratio:
     runners: int
+    concurrency: int
     numerator: str
     denominator: str
     value: float
@@ -67,13 +77,25 @@ RATIO_PAIRS = [("sequential", "parallel"), ("parallel", "limit")]
 
 
 def ratios(runs: list[BenchRun]) -> list[Ratio]:
-    by_key = {(run.mode, run.runners): run for run in runs}
+    """Time ratios at each N and concurrency. Sequential creation has no concurrency, so its
+    run at N is the numerator for every parallel concurrency at that N."""
+    sequential = {run.runners: run for run in runs if run.mode == "sequential"}
+    by_key = {(run.mode, run.runners, run.concurrency): run for run in runs}
     found = []
-    for n in sorted({run.runners for run in runs}):
+    for n, concurrency in sorted(
+        {(run.runners, run.concurrency) for run in runs if run.mode != "sequential"}
+    ):
         for numerator, denominator in RATIO_PAIRS:
-            top, bottom = by_key.get((numerator, n)), by_key.get((denominator, n))
+            top = (
+                sequential.get(n)
+                if numerator == "sequential"
+                else by_key.get((numerator, n, concurrency))
+            )
+            bottom = by_key.get((denominator, n, concurrency))
             if top and bottom and bottom.seconds > 0:
-                found.append(Ratio(n, numerator, denominator, top.seconds / bottom.seconds))
+                found.append(
+                    Ratio(n, concurrency, numerator, denominator, top.seconds / bottom.seconds)
+                )
     return found
 
 
@@ -97,7 +119,12 @@ class BenchReport:
                 for run in self.runs
             ],
             "ratios": [
-                {"runners": r.runners, "ratio": r.label, "value": r.value}
+                {
+                    "runners": r.runners,
+                    "concurrency": r.concurrency,
+                    "ratio": r.label,
+                    "value": r.value,
+                }
                 for r in ratios(self.runs)
             ],
         }
@@ -140,15 +167,25 @@ class BenchReport:
         if found:
             ratio_table = Table(title="ratios of time to N runners")
             ratio_table.add_column("N", justify="right")
+            ratio_table.add_column("conc.", justify="right")
             labels = sorted(
                 {r.label for r in found}, key=[f"{a}/{b}" for a, b in RATIO_PAIRS].index
             )
             for label in labels:
                 ratio_table.add_column(label, justify="right")
-            for n in sorted({r.runners for r in found}):
-                values = {r.label: f"{r.value:.2f}" for r in found if r.runners == n}
-                ratio_table.add_row(str(n), *(values.get(label, "-") for label in labels))
+            for n, concurrency in sorted({(r.runners, r.concurrency) for r in found}):
+                values = {
+                    r.label: f"{r.value:.2f}"
+                    for r in found
+                    if (r.runners, r.concurrency) == (n, concurrency)
+                }
+                ratio_table.add_row(
+                    str(n), str(concurrency), *(values.get(label, "-") for label in labels)
+                )
             console.print(ratio_table)
+        limited = [run for run in self.runs if run.secondary_limit_per_minute]
+        if limited:
+            console.print(secondary_limit_table(limited))
 
     def write_plot(self, path: Path) -> None:
         import matplotlib
@@ -157,9 +194,9 @@ class BenchReport:
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-        for mode in dict.fromkeys(run.mode for run in self.runs):
-            points = sorted((r.runners, r.seconds) for r in self.runs if r.mode == mode)
-            axes.plot(*zip(*points, strict=True), marker="o", label=mode)
+        for label in dict.fromkeys(run.label for run in self.runs):
+            points = sorted((r.runners, r.seconds) for r in self.runs if r.label == label)
+            axes.plot(*zip(*points, strict=True), marker="o", label=label)
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel("runners (N)")
@@ -173,3 +210,34 @@ class BenchReport:
         figure.tight_layout()
         figure.savefig(path)
         plt.close(figure)
+
+
+def secondary_limit_table(runs: list[BenchRun]) -> Table:
+    """Throughput under the simulator's secondary limit against the configured global rate."""
+    table = Table(title="throughput under GitHub's secondary limit on generate-jitconfig")
+    for column in (
+        "mode",
+        "N",
+        "limit/min",
+        "limit/s",
+        "configured rate/s",
+        "runners/s",
+        "of limit",
+        "429s",
+        "429s of calls",
+    ):
+        table.add_column(column, justify="right" if column != "mode" else "left")
+    for run in runs:
+        limit_per_second = run.secondary_limit_per_minute / 60
+        table.add_row(
+            run.label,
+            str(run.runners),
+            str(run.secondary_limit_per_minute),
+            f"{limit_per_second:.2f}",
+            f"{run.github_requests_per_second:g}",
+            f"{run.runners_per_second:.2f}",
+            f"{run.runners_per_second / limit_per_second:.0%}",
+            str(run.throttled),
+            f"{run.throttled / run.github_calls:.2%}" if run.github_calls else "-",
+        )
+    return table

@@ -19,12 +19,15 @@ class ResourceSampler:
 
     CPU time is the difference between the end and the start of the measurement, summed over
     every process seen (a child that exited mid-run keeps the CPU it was last seen with).
-    Peak RSS is the largest sum of the trees' resident sets at any one sample.
+    Peak RSS is the largest sum of the trees' resident sets at any one sample. With
+    ``children=False`` only the processes themselves count (the benchmark's own process, whose
+    children are the servers under test).
     """
 
-    def __init__(self, pids: list[int], interval: float = 0.1):
+    def __init__(self, pids: list[int], interval: float = 0.1, children: bool = True):
         self.roots = [psutil.Process(pid) for pid in pids]
         self.interval = interval
+        self.children = children
         self._cpu_start: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
         self._peak_rss = 0
@@ -36,7 +39,8 @@ class ResourceSampler:
         for root in self.roots:
             try:
                 found.append(root)
-                found.extend(root.children(recursive=True))
+                if self.children:
+                    found.extend(root.children(recursive=True))
             except psutil.NoSuchProcess:
                 continue
         return found

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "reconciler",
     "flower",
     "demo",
+    "bench",
     "gc",
     "webhook",
 ]

@@ -1,0 +1,238 @@
+"""``provisioner bench``: time to N runners, side by side across creation modes, on one local
+pipeline started once for the whole benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from provisioner.bench import cases
+from provisioner.cli.flags import add_settings_flags, settings_from_args
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 86400 s, got {value:g}")
+    return value
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """A bad flag is refused with one line naming it (exit 2), not the whole usage text."""
+
+    def error(message: str) -> None:
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure time to N runners: sequential, parallel and the machine's limit",
+        description="Start a local kube-apiserver + etcd, redis-server, the GitHub simulator, "
+        "the reconciler and workers once; for each mode, concurrency and N scale a fresh "
+        "RunnerScaleSet from 0 to N, measure, and scale it back to 0. Prints a table and the "
+        "ratios sequential/parallel and parallel/limit; writes JSON and a PNG plot.",
+    )
+    _one_line_errors(parser)
+    parser.add_argument(
+        "--runners",
+        type=cases.runner_counts,
+        default=[10, 50, 100, 500],
+        help="comma-separated runner counts N (default 10,50,100,500)",
+    )
+    parser.add_argument(
+        "--modes",
+        type=cases.modes,
+        default=list(cases.MODES),
+        help="comma-separated modes: sequential (ARC-like, one at a time in the reconciler), "
+        "parallel (reconciler + Celery workers), limit (the same creations from a thread pool "
+        "in this process, no queue and no rate limits) (default: all three)",
+    )
+    parser.add_argument(
+        "--github-latency-ms",
+        type=cases.latency_ms,
+        default=300.0,
+        help="simulated GitHub latency per call in ms (default 300; 0 measures queue overhead)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes for parallel (default 2)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=cases.concurrencies,
+        default=None,
+        help="comma-separated creation concurrencies for parallel and limit "
+        "(default: --runner-creation-concurrency, 10)",
+    )
+    parser.add_argument(
+        "--secondary-limit-per-minute",
+        type=cases.per_minute,
+        default=0,
+        help="turn on the simulator's secondary limit on generate-jitconfig at this many calls "
+        "per minute, to compare throughput with it and with --github-requests-per-second",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=900.0, help="seconds one run may take (default 900)"
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=60.0,
+        help="seconds after scaling to 0 before what is left counts as leaked (default 60)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="keep logs and data here (default: a temporary directory, removed at the end)",
+    )
+    add_settings_flags(parser)
+    parser.set_defaults(func=_run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not 1 <= args.workers <= 64:
+        args_error(f"argument --workers: must be between 1 and 64, got {args.workers}")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and not path.resolve().parent.is_dir():
+            args_error(f"argument {flag}: directory {path.resolve().parent} does not exist")
+
+
+def args_error(message: str) -> None:
+    print(f"provisioner bench: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def machine_description() -> str:
+    import psutil
+
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    memory = psutil.virtual_memory().total / 2**30
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average {load} "
+        "at start"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from provisioner.cli import CommandError
+    from provisioner.devenv.binaries import BinariesUnavailable
+    from provisioner.devenv.procs import ProcessFailed
+    from provisioner.devenv.redis_server import RedisUnavailable
+
+    _check(args)
+    settings = settings_from_args(args)
+    try:
+        if args.state_dir is not None:
+            return _bench(args, settings, args.state_dir.resolve())
+        with tempfile.TemporaryDirectory(prefix="provisioner-bench-") as tmp:
+            return _bench(args, settings, Path(tmp))
+    except (BinariesUnavailable, ProcessFailed, RedisUnavailable) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from provisioner.bench.report import BenchReport
+    from provisioner.bench.session import BenchFailed, BenchSession
+    from provisioner.cli import CommandError
+    from provisioner.devenv.pipeline import LocalPipeline
+    from provisioner.ghsim.admin import SimulatorAdmin
+
+    console = Console(stderr=False)
+    concurrency = args.concurrency or [settings.runner_creation_concurrency]
+    plan = cases.plan_cases(args.modes, args.runners, concurrency)
+    report = BenchReport(
+        command="provisioner " + shlex.join(sys.argv[1:]),
+        machine=machine_description(),
+    )
+    pipeline = LocalPipeline(
+        state_dir,
+        settings,
+        workers=args.workers,
+        ghsim_args=["--latency-ms", str(args.github_latency_ms)],
+        log=lambda message: console.print(f"[dim]{message}[/dim]"),
+    )
+    with console.status("starting kube-apiserver, etcd, redis-server and the GitHub simulator"):
+        pipeline.start()
+    try:
+        if args.secondary_limit_per_minute:
+            with SimulatorAdmin(pipeline.ghsim_url) as admin:
+                admin.configure(secondary_jitconfig_per_minute=args.secondary_limit_per_minute)
+        console.print(
+            f"pipeline up ({args.github_latency_ms:g} ms per GitHub call); "
+            f"logs in {state_dir / 'logs'}; {len(plan)} runs"
+        )
+        session = BenchSession(
+            pipeline,
+            namespace=f"bench-{uuid.uuid4().hex[:6]}",
+            base_settings=settings,
+            workers=args.workers,
+            github_latency_ms=args.github_latency_ms,
+            timeout=args.timeout,
+            grace=args.grace,
+            secondary_limit_per_minute=args.secondary_limit_per_minute,
+        )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            "[dim]{task.fields[note]}",
+            console=console,
+        ) as progress:
+            for case in plan:
+                label = (
+                    case.mode if case.mode == "sequential" else f"{case.mode} c={case.concurrency}"
+                )
+                task = progress.add_task(f"{label} N={case.runners}", total=case.runners, note="")
+                session.status = lambda message, task=task: progress.update(task, note=message)
+                try:
+                    run = session.run(
+                        case, lambda done, task=task: progress.update(task, completed=done)
+                    )
+                except BenchFailed as exc:
+                    raise CommandError(str(exc)) from None
+                report.runs.append(run)
+                progress.update(
+                    task,
+                    note=f"{run.seconds:.2f}s, {run.runners_per_second:.1f}/s"
+                    + (f", {run.leaks.total} leaked" if run.leaks.total else ""),
+                )
+    finally:
+        with console.status("stopping everything"):
+            pipeline.stop()
+    report.machine += (
+        "; load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + (" at end")
+    )
+    report.print_table(console)
+    if args.json is not None:
+        report.write_json(args.json)
+        console.print(f"wrote {args.json}")
+    if args.plot is not None:
+        report.write_plot(args.plot)
+        console.print(f"wrote {args.plot}")
+    incomplete = [run for run in report.runs if run.created < run.runners or run.leaks.total]
+    for run in incomplete:
+        console.print(
+            f"[bold red]{run.label} N={run.runners}: {run.created} runners created, "
+            f"{run.leaks.total} left after scaling to 0[/bold red]; see {state_dir / 'logs'}"
+        )
+    return 1 if incomplete else 0
