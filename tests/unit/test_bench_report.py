@@ -11,11 +11,13 @@ from rich.console import Console
 from provisioner.bench.report import BenchReport, BenchRun, Leaks, ratios
 
 
-def run(mode: str, n: int, seconds: float, created: int | None = None) -> BenchRun:
+def run(
+    mode: str, n: int, seconds: float, created: int | None = None, concurrency: int = 10
+) -> BenchRun:
     return BenchRun(
         mode=mode,
         runners=n,
-        concurrency=10,
+        concurrency=1 if mode == "sequential" else concurrency,
         github_latency_ms=300,
         seconds=seconds,
         created=n if created is None else created,
@@ -41,6 +43,38 @@ def test_ratios_pair_modes_at_the_same_n() -> None:
     assert abs(found[(100, "parallel/limit")] - 1.1) < 1e-9
 
 
+def test_ratios_at_each_concurrency_share_the_sequential_baseline() -> None:
+    runs = [
+        run("sequential", 100, 30.0),
+        run("parallel", 100, 3.0, concurrency=10),
+        run("parallel", 100, 1.0, concurrency=50),
+        run("limit", 100, 0.8, concurrency=50),
+    ]
+    found = {(r.concurrency, r.label): r.value for r in ratios(runs)}
+    assert found == {
+        (10, "sequential/parallel"): 10.0,
+        (50, "sequential/parallel"): 30.0,
+        (50, "parallel/limit"): 1.25,
+    }
+
+
+def test_secondary_limit_runs_get_their_own_table() -> None:
+    limited = BenchRun(
+        **{
+            **run("parallel", 100, 10.0).__dict__,
+            "secondary_limit_per_minute": 600,
+            "github_requests_per_second": 10.0,
+            "github_calls": 100,
+            "throttled": 1,
+        }
+    )
+    out = io.StringIO()
+    BenchReport("cmd", "m", [limited]).print_table(Console(file=out, width=200))
+    text = out.getvalue()
+    assert "secondary limit" in text
+    assert "100%" in text and "1.00%" in text
+
+
 def test_json_carries_runs_ratios_and_per_runner_counts(tmp_path: Path) -> None:
     report = BenchReport(
         "provisioner bench --runners 10",
@@ -53,7 +87,9 @@ def test_json_carries_runs_ratios_and_per_runner_counts(tmp_path: Path) -> None:
     parallel = data["runs"][1]
     assert parallel["runners_per_second"] == 16.0
     assert parallel["github_calls_per_runner"] == 10 / 8
-    assert data["ratios"] == [{"runners": 10, "ratio": "sequential/parallel", "value": 8.0}]
+    assert data["ratios"] == [
+        {"runners": 10, "concurrency": 10, "ratio": "sequential/parallel", "value": 8.0}
+    ]
 
 
 def test_table_shows_each_run_and_the_ratio() -> None:

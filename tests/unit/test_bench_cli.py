@@ -1,0 +1,30 @@
+"""`provisioner bench` refuses bad flags at once, with one line naming the flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--runners", "0"], "--runners"),
+        (["--runners", "10,abc"], "--runners"),
+        (["--modes", "sequential,turbo"], "--modes"),
+        (["--github-latency-ms", "-1"], "--github-latency-ms"),
+        (["--concurrency", "0"], "--concurrency"),
+        (["--workers", "0"], "--workers"),
+        (["--json", "/no/such/dir/out.json"], "--json"),
+    ],
+)
+def test_bad_flag_is_refused_with_one_line(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", *argv])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert flag in err
