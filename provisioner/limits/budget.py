@@ -23,8 +23,10 @@ DEFAULT_LEASE_SECONDS = 60.0
 # A limit set at run time (adaptive concurrency) is forgotten after this long without being
 # set again, so a lowered limit cannot outlive the processes that lowered it.
 LIMIT_OVERRIDE_SECONDS = 600
-# Longest a waiter blocks for a release before trying again (a lease may expire meanwhile).
+# Longest a waiter blocks for a release before trying again (a lease may expire meanwhile),
+# and the shortest: Redis reads a BLPOP timeout under a millisecond as 0, "block forever".
 _WAIT_STEP = 0.25
+_WAIT_MIN = 0.01
 
 _NOW = """
 local t = redis.call('TIME')
@@ -97,6 +99,7 @@ class RedisConcurrencyBudget:
             raise ValueError(f"lease of budget {key} must be positive, got {lease}")
         self.redis = redis_client
         self.key = key
+        self.configured_limit = limit
         self.limit = limit
         self.lease = lease
         self._limit_key = f"{key}:limit"
@@ -127,12 +130,12 @@ class RedisConcurrencyBudget:
         return int(self._in_use(keys=[self.key]))
 
     def set_limit(self, limit: int) -> None:
-        """Change the limit for every process (never above the one each was built with).
+        """Change the limit for every process, never above the one each was built with.
         Holders beyond a lowered limit keep their slots; new ones wait."""
         if limit < 1:
             raise ValueError(f"limit of budget {self.key} must be at least 1, got {limit}")
-        self.limit = limit
-        self.redis.set(self._limit_key, limit, ex=LIMIT_OVERRIDE_SECONDS)
+        self.limit = min(limit, self.configured_limit)
+        self.redis.set(self._limit_key, self.limit, ex=LIMIT_OVERRIDE_SECONDS)
 
     def close(self) -> None:
         """Stop renewing leases (the process is done with the budget)."""
@@ -148,7 +151,8 @@ class RedisConcurrencyBudget:
         try:
             while True:
                 if self._take(
-                    keys=[self.key, self._limit_key], args=[holder, self.lease, self.limit]
+                    keys=[self.key, self._limit_key],
+                    args=[holder, self.lease, self.configured_limit],
                 ):
                     return holder
                 left = deadline - time.monotonic()
@@ -158,7 +162,7 @@ class RedisConcurrencyBudget:
                         f"for {timeout:.1f}s"
                     )
                 # A release pushes onto the wake list: waiters try again at once.
-                self.redis.blpop([self._wake_key], timeout=min(left, _WAIT_STEP))
+                self.redis.blpop([self._wake_key], timeout=max(_WAIT_MIN, min(left, _WAIT_STEP)))
         except BaseException:
             with self._held_lock:
                 self._held.discard(holder)

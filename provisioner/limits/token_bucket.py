@@ -11,7 +11,9 @@ import redis
 
 from provisioner.limits.errors import RateLimitExceeded
 
-# Returns the seconds to wait as a string: Redis turns Lua numbers into integers.
+# Returns the seconds to wait as a string: Redis turns Lua numbers into integers. A wait
+# that is owed is at least a microsecond, so it never reads as "taken". Times are
+# written with %.6f: tostring keeps 14 digits, too few for epoch microseconds.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -20,7 +22,7 @@ local burst = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'paused_until')
 local paused_until = tonumber(state[3]) or 0
 if now < paused_until then
-  return tostring(paused_until - now)
+  return string.format('%.6f', math.max(0.000001, paused_until - now))
 end
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
@@ -29,11 +31,12 @@ local wait = 0
 if tokens >= 1 then
   tokens = tokens - 1
 else
-  wait = (1 - tokens) / rate
+  wait = math.max(0.000001, (1 - tokens) / rate)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+  'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + 60) * 1000))
-return tostring(wait)
+return string.format('%.6f', wait)
 """
 
 # A pause is only ever lengthened: two answers with different resets keep the later one.
@@ -43,13 +46,13 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local until_ = tonumber(ARGV[1])
 local current = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 if until_ > current then
-  redis.call('HSET', KEYS[1], 'paused_until', tostring(until_))
+  redis.call('HSET', KEYS[1], 'paused_until', string.format('%.6f', until_))
   local keep_ms = math.ceil((until_ - now + 60) * 1000)
   if keep_ms > redis.call('PTTL', KEYS[1]) then
     redis.call('PEXPIRE', KEYS[1], keep_ms)
   end
 end
-return tostring(math.max(until_, current) - now)
+return string.format('%.6f', math.max(until_, current) - now)
 """
 
 # Waiters sleep a little longer than told, at random, so they do not all ask at once.

@@ -213,6 +213,7 @@ def test_a_lowered_limit_holds_for_every_process_but_never_rises_above_theirs(re
     with theirs.slot(timeout=1), pytest.raises(RateLimitExceeded), theirs.slot(timeout=0.3):
         pass
     mine.set_limit(10)
+    assert mine.limit == 3
     with (
         theirs.slot(timeout=1),
         theirs.slot(timeout=1),
