@@ -4,6 +4,6 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.ghsim",
     "tests.fixtures.kubelet",
-    "tests.fixtures.pipeline",
     "tests.fixtures.workers",
+    "tests.fixtures.pipeline",
 ]

@@ -17,6 +17,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from provisioner import metrics
 from provisioner.backoff import retry_delay
+from provisioner.failure_budget import CREATION_FAILURES, FailureBudget
 from provisioner.github.errors import (
     Conflict,
     GitHubError,
@@ -102,6 +103,7 @@ class RunnerCreator:
         self.context = context
         self.settings = context.settings
         self.clock = clock
+        self.creation_failures = FailureBudget(context.redis, CREATION_FAILURES)
 
     def create(self, entry: LedgerEntry, generation: int | None = None) -> CreationResult:
         started = self.clock()
@@ -117,6 +119,9 @@ class RunnerCreator:
         metrics.RUNNER_CREATIONS.labels(
             scale_set=entry.scale_set, outcome=result.outcome, reason=result.reason or ""
         ).inc()
+        if result.outcome == outcome.FAILED:
+            # The reconciler backs off replanning once a scale set's creations keep failing.
+            self.creation_failures.record(entry.scale_set, result.reason or "unknown")
         return result
 
     def _create(self, entry: LedgerEntry, generation: int | None, started: float) -> CreationResult:

@@ -100,7 +100,9 @@ class Reconciler:
                 continue
             namespace, name = key.split("/", 1)
             try:
-                self.scale_sets.reconcile(namespace, name)
+                requeue_after = self.scale_sets.reconcile(namespace, name)
+                if requeue_after is not None:
+                    self.queue.add(key, delay=requeue_after)
             except Exception:
                 log.exception("reconciling %s failed; retrying in 5s", key)
                 self.queue.add(key, delay=5.0)

@@ -14,6 +14,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from provisioner import metrics
+from provisioner.failure_budget import CREATION_FAILURES, START_FAILURES, FailureBudget
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.runner_objects import runner_pod_state
 from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError, with_condition
@@ -28,13 +29,13 @@ from provisioner.planner import (
 )
 from provisioner.reconciler.dispatch import Dispatcher
 from provisioner.reconciler.removal import RunnerRemover
-from provisioner.reconciler.start_failures import StartFailures
 from workers.app import visibility_timeout
 from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
 FINALIZER = "provisioner.dev/runners"
+FINALIZE_RETRY_SECONDS = 5.0
 
 
 def _now() -> str:
@@ -64,38 +65,46 @@ class ScaleSetReconciler:
         self.rng = rng or random.Random()
         self.custom = k8s.CustomObjectsApi(context.api)
         self.remover = RunnerRemover(context)
-        self.start_failures = StartFailures(context.redis)
+        self.start_failures = FailureBudget(context.redis, START_FAILURES)
+        self.creation_failures = FailureBudget(context.redis, CREATION_FAILURES)
 
-    def reconcile(self, namespace: str, name: str) -> None:
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """One pass; returns the seconds after which to look again (a backoff ending), if
+        nothing else would trigger it."""
         try:
             obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as exc:
             if exc.status == 404:
-                return
+                return None
             raise
         if obj["metadata"].get("deletionTimestamp"):
-            self._finalize(obj)
-            return
+            return self._finalize(obj)
         if FINALIZER not in (obj["metadata"].get("finalizers") or []):
             self._add_finalizer(obj)
         try:
             scale_set = ScaleSet.from_object(obj)
         except ScaleSetSpecError as exc:
             self._report_invalid(namespace, name, exc)
-            return
+            return None
         observation = self._observe(scale_set, clean=True)
         missing = plan_scale_up(
             observation.desired, len(observation.live), len(observation.in_flight)
         )
         draining = 0
+        requeue_after = None
         if missing > 0:
-            wait = self.start_failures.backoff_remaining(scale_set.key)
+            wait = max(
+                self.start_failures.backoff_remaining(scale_set.key),
+                self.creation_failures.backoff_remaining(scale_set.key),
+            )
             if wait > 0:
                 log.warning(
-                    "%s: runners keep failing to start; next creations in %.0fs",
+                    "%s: %d runners missing, but recent ones failed; next creations in %.1fs",
                     scale_set.key,
+                    missing,
                     wait,
                 )
+                requeue_after = wait
             else:
                 entries = self._plan_and_dispatch(scale_set, missing)
                 if self.dispatcher.synchronous:
@@ -105,6 +114,7 @@ class ScaleSetReconciler:
         elif len(observation.live) + len(observation.in_flight) > observation.desired:
             draining = self._scale_down(scale_set, observation)
         self._report(scale_set, observation, draining)
+        return requeue_after
 
     # Observation.
 
@@ -219,11 +229,12 @@ class ScaleSetReconciler:
             _finalizers_patch(obj, finalizers),
         )
 
-    def _finalize(self, obj: dict) -> None:
-        """Remove every runner of a deleted scale set (registrations first), then let it go."""
+    def _finalize(self, obj: dict) -> float | None:
+        """Remove every runner of a deleted scale set (registrations first), then let it go.
+        While busy runners finish their jobs, look again in a few seconds."""
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         if FINALIZER not in (obj["metadata"].get("finalizers") or []):
-            return
+            return None
         try:
             scale_set = ScaleSet.from_object(obj)
         except ScaleSetSpecError:
@@ -243,7 +254,7 @@ class ScaleSetReconciler:
                     len(result.busy),
                     len(result.failed),
                 )
-                return
+                return FINALIZE_RETRY_SECONDS
         finalizers = [f for f in obj["metadata"]["finalizers"] if f != FINALIZER]
         self.custom.patch_namespaced_custom_object(
             GROUP,
@@ -254,6 +265,7 @@ class ScaleSetReconciler:
             _finalizers_patch(obj, finalizers),
         )
         log.info("%s/%s: all runners removed; deletion can proceed", namespace, name)
+        return None
 
     # Status.
 
@@ -312,7 +324,12 @@ class ScaleSetReconciler:
             )
             if failing:
                 conditions = with_condition(
-                    conditions, "Degraded", "True", "RunnersFailingToStart", failing, now
+                    conditions,
+                    "Degraded",
+                    "True",
+                    "RunnersFailingToStart",
+                    f"runners fail to start: {failing}; check spec.template",
+                    now,
                 )
             status["conditions"] = conditions
             return status

@@ -107,7 +107,7 @@ def test_gc_removes_leaked_registrations_and_secrets(pipeline):
     response = httpx.post(
         f"{pipeline.ghsim.url}/repos/octo-org/octo-repo/actions/runners/generate-jitconfig",
         json=jit_body,
-        headers={"Authorization": "Bearer ghsim-token"},
+        headers=pipeline.ghsim.auth_headers,
     )
     assert response.status_code == 201, response.text
     k8s.CoreV1Api(pipeline.kube_api).create_namespaced_secret(
