@@ -28,6 +28,7 @@ from provisioner.ghsim.routing import Request, Response, Route, Router, error
 ROUTE_MODULES = [
     "provisioner.ghsim.admin_api",
     "provisioner.ghsim.apps_api",
+    "provisioner.ghsim.jobs",
     "provisioner.ghsim.runners_api",
 ]
 
