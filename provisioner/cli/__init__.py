@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "bench",
     "gc",
     "webhook",
+    "scale",
+    "status",
 ]
 
 

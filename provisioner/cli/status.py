@@ -1,0 +1,223 @@
+"""``provisioner status [NAME]``: a table of each RunnerScaleSet's runners and conditions."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+from collections.abc import Iterator
+
+from provisioner.cli.flags import settings_from_args
+from provisioner.config import Settings, env_name, flag_name
+
+KUBE_SETTINGS = ("kubeconfig", "namespace")
+
+
+def add_kube_flags(parser: argparse.ArgumentParser, namespace_help: str) -> None:
+    """Only the settings these commands use: --kubeconfig and --namespace."""
+    helps = {
+        "kubeconfig": Settings.model_fields["kubeconfig"].description,
+        "namespace": namespace_help,
+    }
+    for field in KUBE_SETTINGS:
+        parser.add_argument(
+            flag_name(field),
+            dest=f"setting_{field}",
+            metavar=field.upper(),
+            default=argparse.SUPPRESS,
+            help=f"{helps[field]} [env {env_name(field)}]",
+        )
+
+
+@contextlib.contextmanager
+def kube_connection(args: argparse.Namespace) -> Iterator[tuple[object, Settings]]:
+    """An API client for the --kubeconfig setting; unreachable APIs become one-line errors."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    from provisioner.cli import CommandError
+    from provisioner.kube.client import api_client
+
+    settings = settings_from_args(args)
+    try:
+        api = api_client(settings.kubeconfig)
+    except (ConfigException, OSError) as exc:
+        raise CommandError(
+            f"no usable Kubernetes configuration ({exc}); pass --kubeconfig or set "
+            f"{env_name('kubeconfig')}"
+        ) from None
+    try:
+        with api:
+            yield api, settings
+    except HTTPError as exc:
+        raise CommandError(f"cannot reach the Kubernetes API server: {exc}") from None
+    except ApiException as exc:
+        raise CommandError(
+            f"the Kubernetes API server answered {exc.status} {exc.reason}: {_api_message(exc)}"
+        ) from None
+
+
+def _api_message(exc) -> str:
+    import json
+
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return "no details"
+
+
+def live_runner_pods(api, namespace: str, scale_set_name: str) -> list:
+    """The scale set's runner pods that have not finished and are not being deleted."""
+    from provisioner.kube.runner_objects import RunnerObjects, runner_pod_state
+
+    return [
+        pod
+        for pod in RunnerObjects(api, namespace).list_runner_pods(scale_set_name)
+        if runner_pod_state(pod) != "finished" and not pod.metadata.deletion_timestamp
+    ]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show RunnerScaleSets: desired, runners, ready, pending, in flight, failed",
+        description="Show each RunnerScaleSet (of --namespace, else of all namespaces): its "
+        "desired runners (spec.replicas within minRunners..maxRunners), the runner pods that "
+        "exist, how many are ready or pending, creations in flight, failed creations, its "
+        "conditions and its age.",
+    )
+    parser.add_argument("name", nargs="?", help="show only the scale set with this name")
+    add_kube_flags(parser, "show only the scale sets of this namespace (default: all)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from provisioner.cli import CommandError
+
+    console = Console()
+    with kube_connection(args) as (api, settings):
+        objects = _scale_set_objects(api, settings.namespace)
+        if args.name:
+            objects = [o for o in objects if o["metadata"]["name"] == args.name]
+            if not objects:
+                where = f"namespace {settings.namespace}" if settings.namespace else "any namespace"
+                raise CommandError(f"no RunnerScaleSet named {args.name} in {where}")
+        if not objects:
+            console.print("no RunnerScaleSets found")
+            return 0
+        rows = [status_row(obj, live_runner_pods(api, *_where(obj))) for obj in objects]
+    console.print(status_table(rows))
+    for row in rows:
+        for problem in row.problems:
+            console.print(f"{row.namespace}/{row.name}: {problem}", highlight=False)
+    return 0
+
+
+def _where(obj: dict) -> tuple[str, str]:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+
+def _scale_set_objects(api, namespace: str | None) -> list[dict]:
+    from kubernetes import client as k8s
+
+    from provisioner.kube.crd import GROUP, PLURAL, VERSION
+
+    custom = k8s.CustomObjectsApi(api)
+    if namespace:
+        answer = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    else:
+        answer = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    return sorted(answer.get("items", []), key=_where)
+
+
+class StatusRow:
+    """One scale set's line: read from the raw object, so an invalid spec still shows."""
+
+    def __init__(self, obj: dict, pods: list, now: datetime.datetime) -> None:
+        from provisioner.kube.runner_objects import runner_pod_state
+        from provisioner.planner import clamp_desired
+
+        meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+        self.namespace, self.name = meta["namespace"], meta["name"]
+        min_runners = int(spec.get("minRunners") or 0)
+        max_runners = spec.get("maxRunners")
+        try:
+            self.desired = str(
+                clamp_desired(int(spec.get("replicas") or 0), min_runners, max_runners)
+            )
+        except ValueError:
+            self.desired = "?"
+        states = [runner_pod_state(pod) for pod in pods]
+        self.runners = len(pods)
+        self.ready = states.count("running")
+        self.pending = states.count("pending")
+        self.in_flight = int(status.get("inFlight") or 0)
+        self.failed = int(status.get("failedCreations") or 0)
+        conditions = status.get("conditions") or []
+        self.conditions = summarize_conditions(conditions)
+        self.problems = [
+            f"{c['type']}: {c.get('message') or c.get('reason')}"
+            for c in conditions
+            if c.get("type") == "Degraded" and c.get("status") == "True"
+        ]
+        failing_to_start = states.count("failed_to_start")
+        if failing_to_start:
+            self.problems.append(f"{failing_to_start} runner pods failing to start")
+        self.age = _age(meta.get("creationTimestamp"), now)
+
+
+def status_row(obj: dict, pods: list, now: datetime.datetime | None = None) -> StatusRow:
+    return StatusRow(obj, pods, now or datetime.datetime.now(datetime.UTC))
+
+
+def summarize_conditions(conditions: list[dict]) -> str:
+    """ "Ready" or "NotReady(reason)", then the other conditions that hold, with reasons."""
+    parts = []
+    for condition in conditions:
+        kind, reason = condition.get("type"), condition.get("reason")
+        holds = condition.get("status") == "True"
+        if kind == "Ready":
+            parts.insert(0, "Ready" if holds else f"NotReady({reason})")
+        elif holds:
+            parts.append(f"{kind}({reason})" if reason else kind)
+    return ", ".join(parts) or "-"
+
+
+def _age(created: str | None, now: datetime.datetime) -> str:
+    if not created:
+        return "-"
+    then = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def status_table(rows: list[StatusRow]):
+    from rich.table import Table
+
+    table = Table(title="RunnerScaleSets")
+    for column in ("NAMESPACE", "NAME"):
+        table.add_column(column)
+    for column in ("DESIRED", "RUNNERS", "READY", "PENDING", "IN-FLIGHT", "FAILED"):
+        table.add_column(column, justify="right")
+    table.add_column("CONDITIONS")
+    table.add_column("AGE", justify="right")
+    for row in rows:
+        table.add_row(
+            row.namespace,
+            row.name,
+            row.desired,
+            str(row.runners),
+            str(row.ready),
+            str(row.pending),
+            str(row.in_flight),
+            str(row.failed),
+            row.conditions,
+            row.age,
+        )
+    return table
