@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with PAT and GitHub App auth, primary and secondary rate limits, latency and fault "
         "injection. Every knob can also be changed at run time with POST /_sim/config "
         "(JSON keys are the flag names with underscores).",
+        epilog="admin endpoints (no credential, never rate limited): GET /_sim/registrations, "
+        'POST /_sim/runners/{id or name}/state {"state": online|busy|idle|offline|finished}, '
+        "GET /_sim/counters, GET and POST /_sim/config, POST /_sim/reset. "
+        "The default PAT is ghsim-token unless --pat is given.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free)")

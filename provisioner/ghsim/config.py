@@ -10,8 +10,6 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -182,6 +180,10 @@ class SimulatorConfig(BaseModel):
         if (value is None) != (info.data.get("app_id") is None):
             raise ValueError("an App needs both --app-id and --app-public-key")
         if value is not None:
+            # Imported here: loading cryptography would slow every `provisioner --help`.
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
             try:
                 key = serialization.load_pem_public_key(value.encode())
             except ValueError:

@@ -90,10 +90,10 @@ def test_jwts_github_would_refuse_get_401(ghsim: Ghsim) -> None:
 
 
 def test_an_expired_installation_token_gets_bad_credentials(ghsim: Ghsim) -> None:
-    ghsim.admin.configure(installation_token_ttl_s=0.5)
+    ghsim.admin.configure(installation_token_ttl_s=1)
     token = _access_token(ghsim, ghsim.app.jwt()).json()["token"]
     assert _get(ghsim, f"Bearer {token}").status_code == 200
-    time.sleep(0.7)
+    time.sleep(1.2)
     answer = _get(ghsim, f"Bearer {token}")
     assert answer.status_code == 401
     assert answer.json()["message"] == "Bad credentials"

@@ -37,12 +37,11 @@ def test_latency_set_at_run_time_delays_answers(ghsim: Ghsim, knobs: dict) -> No
     with ghsim.http() as http:
         ghsim.admin.configure(**knobs)
         assert _elapsed(lambda: http.get(RUNNERS)) >= 0.25
-        # Admin calls are never delayed: tests can always steer the simulator quickly.
-        assert _elapsed(lambda: ghsim.admin.registrations()) < 0.25
 
 
 def test_fifty_clients_wait_out_the_latency_at_the_same_time(ghsim: Ghsim) -> None:
-    ghsim.admin.configure(latency_ms=300)
+    # Long enough for all fifty to be in flight together even on a busy machine.
+    ghsim.admin.configure(latency_ms=1000)
     with (
         ghsim.http(limits=httpx.Limits(max_connections=50)) as http,
         ThreadPoolExecutor(50) as pool,

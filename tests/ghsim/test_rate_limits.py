@@ -41,14 +41,14 @@ def test_every_answer_carries_the_rate_limit_headers(ghsim: Ghsim) -> None:
 def test_an_exhausted_primary_limit_is_refused_until_the_window_resets(
     ghsim: Ghsim, status: int
 ) -> None:
-    ghsim.admin.configure(rate_limit=2, rate_limit_window_s=1, rate_limit_status=status)
+    ghsim.admin.configure(rate_limit=2, rate_limit_window_s=2, rate_limit_status=status)
     with ghsim.http() as http:
         assert [http.get(RUNNERS).status_code for _ in range(2)] == [200, 200]
         refused = http.get(RUNNERS)
         assert refused.status_code == status
         assert refused.headers["x-ratelimit-remaining"] == "0"
         assert "rate limit exceeded" in refused.json()["message"]
-        time.sleep(1.1)
+        time.sleep(2.1)
         assert http.get(RUNNERS).status_code == 200
     assert ghsim.admin.counters()["primary_rate_limited"] == 1
 
@@ -101,7 +101,7 @@ def test_generate_jitconfig_per_minute_limit_answers_with_retry_after(ghsim: Ghs
 
 def test_too_many_concurrent_requests_are_refused_with_retry_after(ghsim: Ghsim) -> None:
     ghsim.admin.configure(
-        secondary_max_concurrent=2, secondary_status=403, secondary_retry_after_s=3, latency_ms=300
+        secondary_max_concurrent=2, secondary_status=403, secondary_retry_after_s=3, latency_ms=600
     )
     with ghsim.http() as http, ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: http.get(RUNNERS), range(6)))
