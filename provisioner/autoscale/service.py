@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provisioner.autoscale import metrics
-from provisioner.autoscale.demand import JobStatus, decide_replicas, desired_replicas
+from provisioner.autoscale.demand import ACTIVE, JobStatus, decide_replicas, desired_replicas
 from provisioner.autoscale.events import JobEvent
 from provisioner.autoscale.jobs_api import JobListingFailed, JobsClient
 from provisioner.autoscale.matching import match_scale_set
@@ -47,7 +47,9 @@ class Autoscaler:
     def handle(self, event: JobEvent, delivery: str | None = None) -> Handled:
         """Record one job event and bring its scale set's replicas in line at once."""
         handled = self.record(event, delivery)
-        if handled.outcome == "applied" and handled.scale_set:
+        # Only a new active job can raise the target; lower targets wait for the scale-down
+        # delay anyway, which the periodic sync measures.
+        if handled.outcome == "applied" and handled.scale_set and event.status in ACTIVE:
             try:
                 self.sync(handled.scale_set)
             except Exception:
