@@ -24,7 +24,7 @@ class AuthFailed(Exception):
 class Caller:
     kind: str  # "pat", "installation" or "app"
     key: str  # the rate-limit identity; never a secret
-    installation_id: int | None = None
+    subject: str  # who GitHub's messages name, e.g. "installation ID 7"
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,18 @@ class Authenticator:
         if token is None:
             raise AuthFailed("Bad credentials")
         if token in config.pats:
-            return Caller("pat", f"pat:{config.pats.index(token)}")
+            user = config.pats.index(token) + 1
+            return Caller("pat", f"pat:{user}", f"user ID {user}")
         with self._lock:
             issued = self._installation_tokens.get(token)
         if issued is not None and issued.expires_at > now:
+            installation = issued.installation_id
             return Caller(
-                "installation", f"installation:{issued.installation_id}", issued.installation_id
+                "installation", f"installation:{installation}", f"installation ID {installation}"
             )
         if token.count(".") == 2:
             self.verify_app_jwt(token, config, now)
-            return Caller("app", f"app:{config.app_id}")
+            return Caller("app", f"app:{config.app_id}", f"app ID {config.app_id}")
         raise AuthFailed("Bad credentials")
 
     def verify_app_jwt(self, token: str, config: SimulatorConfig, now: float) -> None:

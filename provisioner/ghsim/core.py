@@ -140,7 +140,7 @@ class Simulator:
         )
         if not decision.allowed:
             self.counters.event("primary_rate_limited")
-            message = f"API rate limit exceeded for {caller.key}."
+            message = f"API rate limit exceeded for {caller.subject}."
             refusal = error(config.rate_limit_status, message, RATE_LIMIT_DOCS)
             return Outcome(_with_limits(refusal, decision))
         if not self.secondary.enter(caller.key, config.secondary_max_concurrent):

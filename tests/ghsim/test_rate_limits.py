@@ -47,7 +47,7 @@ def test_an_exhausted_primary_limit_is_refused_until_the_window_resets(
         refused = http.get(RUNNERS)
         assert refused.status_code == status
         assert refused.headers["x-ratelimit-remaining"] == "0"
-        assert "rate limit exceeded" in refused.json()["message"]
+        assert refused.json()["message"] == "API rate limit exceeded for user ID 1."
         time.sleep(2.1)
         assert http.get(RUNNERS).status_code == 200
     assert ghsim.admin.counters()["primary_rate_limited"] == 1
