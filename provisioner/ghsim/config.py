@@ -129,7 +129,8 @@ class SimulatorConfig(BaseModel):
     faults_take_effect: bool = Field(
         True,
         description="A slow or dropped request still takes effect (a timed-out "
-        "generate-jitconfig may have registered the runner), as on GitHub.",
+        "generate-jitconfig may have registered the runner), as on GitHub; off: it has none, "
+        "and a slow one is answered 504.",
     )
 
     # Primary rate limit, per credential and resource.

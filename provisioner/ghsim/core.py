@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import random
 import threading
 import time
@@ -171,7 +172,7 @@ class Simulator:
             )
             if wait:
                 self.counters.event("secondary_rate_limited")
-                refusal = self._secondary_refusal(config, max(1, round(wait + 0.5)))
+                refusal = self._secondary_refusal(config, max(1, math.ceil(wait)))
                 return Outcome(_with_limits(refusal, decision))
         return self._answer(route, request, config, decision)
 

@@ -94,3 +94,11 @@ def test_an_unknown_path_gets_githubs_not_found(ghsim: Ghsim) -> None:
         answer = http.get("/repos/acme/app/actions/nothing-here")
     assert answer.status_code == 404
     assert answer.json()["message"] == "Not Found"
+
+
+def test_a_slow_answer_without_effect_ends_in_504_and_registers_nothing(ghsim: Ghsim) -> None:
+    ghsim.admin.configure(slow_rate=1.0, slow_ms=50, faults_take_effect=False)
+    with ghsim.http(timeout=5) as http:
+        answer = _jit(http, "r-1")
+    assert answer.status_code == 504
+    assert ghsim.runner_names() == set()
