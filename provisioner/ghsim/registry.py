@@ -64,6 +64,8 @@ class RunnerRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _by_id: dict[int, Registration] = field(default_factory=dict)
     _by_scope_name: dict[tuple[str, str], Registration] = field(default_factory=dict)
+    # Per scope, by id; ids only grow, so insertion order is id order (list pages need it).
+    _by_scope: dict[str, dict[int, Registration]] = field(default_factory=dict)
     _label_ids: dict[str, int] = field(default_factory=dict)
     _next_id: int = 1
 
@@ -85,6 +87,7 @@ class RunnerRegistry:
             self._next_id += 1
             self._by_id[runner.id] = runner
             self._by_scope_name[key] = runner
+            self._by_scope.setdefault(scope, {})[runner.id] = runner
         return runner, _encoded_jit_config(runner)
 
     def _labels(self, names: Iterable[str]) -> list[dict[str, object]]:
@@ -100,11 +103,12 @@ class RunnerRegistry:
         return labels
 
     def in_scope(self, scope: str, name: str | None = None) -> list[Registration]:
+        """The scope's runners in id order, or the one named ``name``."""
         with self._lock:
             if name is not None:
                 runner = self._by_scope_name.get((scope, name.lower()))
                 return [runner] if runner else []
-            return [r for r in self._by_id.values() if r.scope == scope]
+            return list(self._by_scope.get(scope, {}).values())
 
     def get(self, scope: str, runner_id: int) -> Registration:
         with self._lock:
@@ -125,6 +129,7 @@ class RunnerRegistry:
     def _remove(self, runner: Registration) -> None:
         del self._by_id[runner.id]
         del self._by_scope_name[(runner.scope, runner.name.lower())]
+        del self._by_scope[runner.scope][runner.id]
 
     def all(self) -> list[Registration]:
         with self._lock:
@@ -156,6 +161,7 @@ class RunnerRegistry:
         with self._lock:
             self._by_id.clear()
             self._by_scope_name.clear()
+            self._by_scope.clear()
 
 
 def _encoded_jit_config(runner: Registration) -> str:

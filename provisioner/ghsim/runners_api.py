@@ -142,10 +142,7 @@ def _list_runners(simulator: Simulator, request: Request) -> Response:
     if per_page is None or page is None:
         return _invalid(request, '"per_page" and "page" must be positive integers.')
     per_page = min(per_page, MAX_PER_PAGE)
-    runners = sorted(
-        simulator.registry.in_scope(scope_of(request), request.query.get("name")),
-        key=lambda runner: runner.id,
-    )
+    runners = simulator.registry.in_scope(scope_of(request), request.query.get("name"))
     start = (page - 1) * per_page
     body = {
         "total_count": len(runners),
