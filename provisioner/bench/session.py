@@ -169,6 +169,7 @@ class BenchSession:
         self.status = status
         self._setup: ProcessSetup | None = None
         self._restarts = 0
+        self._warm_ups = 0
 
     # Processes.
 
@@ -181,6 +182,18 @@ class BenchSession:
             }
         )
 
+    def in_process(self, settings: Settings) -> Settings:
+        """``settings`` pointed at the pipeline's servers, for creations in this process."""
+        assert self.pipeline.control_plane is not None and self.pipeline.redis is not None
+        return Settings(
+            **{
+                **settings.model_dump(),
+                "kubeconfig": str(self.pipeline.control_plane.kubeconfig),
+                "redis_url": self.pipeline.redis.url,
+                "github_api_url": self.pipeline.ghsim_url,
+            }
+        )
+
     def setup_for(self, mode: str, concurrency: int) -> ProcessSetup:
         settings = self.settings_for(mode, concurrency)
         if mode == "sequential":
@@ -189,10 +202,12 @@ class BenchSession:
             return ProcessSetup(reconciler=settings, workers=settings)
         return ProcessSetup(reconciler=None, workers=None)
 
-    def use(self, setup: ProcessSetup) -> None:
+    def use(self, setup: ProcessSetup, warm_up: bool = True) -> None:
         """Restart what differs from ``setup``: reconciler and workers read their settings at
-        start, as in production."""
+        start, as in production. Freshly started processes create one unmeasured batch first,
+        so a run measures long-running processes, not their first client setup."""
         current = self._setup or ProcessSetup(None, None)
+        restarted = False
         if self._setup is None or current.workers != setup.workers:
             self._stop_workers()
         if self._setup is None or current.reconciler != setup.reconciler:
@@ -202,13 +217,35 @@ class BenchSession:
                 self.pipeline.settings = setup.reconciler
                 self.pipeline.start_reconciler()
                 self._wait_for_leadership()
+                restarted = True
         if setup.workers is not None and not self.pipeline.worker_processes:
             self.status(f"starting {self.workers} workers")
             self.pipeline.settings = setup.workers
             self._retire_worker_logs()
             for _ in range(self.workers):
                 self.pipeline.start_worker()
+            restarted = True
         self._setup = setup
+        if restarted and warm_up and setup.reconciler is not None:
+            self._warm_up(setup.reconciler.runner_creation_concurrency)
+
+    def _warm_up(self, runners: int) -> None:
+        self._warm_ups += 1
+        name = f"warm-up-{self._warm_ups}"
+        self.status(f"warming up with {runners} runners")
+        self.pipeline.apply_scale_set(self.namespace, name, replicas=0, max_runners=runners)
+        self.pipeline.scale(self.namespace, name, runners)
+        deadline = time.monotonic() + self.timeout
+        while self.count(name).complete_runners < runners:
+            if time.monotonic() > deadline:
+                raise BenchFailed(
+                    f"warm-up scale set {name} did not reach {runners} runners in "
+                    f"{self.timeout:.0f}s; see the logs in {self.pipeline.state_dir / 'logs'}"
+                )
+            time.sleep(0.2)
+        self.pipeline.scale(self.namespace, name, 0)
+        while self.count(name).pods and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _stop_reconciler(self) -> None:
         if self.pipeline.reconciler is not None:
@@ -256,13 +293,9 @@ class BenchSession:
     def kube_requests(self) -> KubeRequests:
         api = self.pipeline.api
         assert api is not None
-        response = api.call_api(
-            "/metrics",
-            "GET",
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-        )
+        method, url, headers, body, _ = api.param_serialize("GET", "/metrics")
+        response = api.call_api(method, url, headers, body)
+        response.read()
         return KubeRequests.from_metrics(response.data.decode())
 
     def count(self, name: str) -> FleetCount:
@@ -272,7 +305,7 @@ class BenchSession:
 
     def run(self, case: BenchCase, on_progress: Callable[[int], None]) -> BenchRun:
         settings = self.settings_for(case.mode, case.concurrency)
-        creator = InProcessCreator(settings) if case.mode == "limit" else None
+        creator = InProcessCreator(self.in_process(settings)) if case.mode == "limit" else None
         try:
             self.use(self.setup_for(case.mode, case.concurrency))
             name = case.scale_set_name
@@ -346,7 +379,7 @@ class BenchSession:
             # The reconciler removes runners; it sees the limit run's fleet as its own.
             self.pipeline.scale(self.namespace, name, case.runners)
             settings = self.settings_for("parallel", case.concurrency)
-            self.use(ProcessSetup(reconciler=settings, workers=None))
+            self.use(ProcessSetup(reconciler=settings, workers=None), warm_up=False)
         self.status(f"scaling {name} back to 0")
         self.pipeline.scale(self.namespace, name, 0)
         deadline = time.monotonic() + self.grace

@@ -156,7 +156,10 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
     from provisioner.devenv.pipeline import LocalPipeline
     from provisioner.ghsim.admin import SimulatorAdmin
 
-    console = Console(stderr=False)
+    console = Console()
+    if not console.is_terminal:
+        # Piped or redirected (CI, docs): wide enough that the table's columns keep their names.
+        console = Console(width=160)
     concurrency = args.concurrency or [settings.runner_creation_concurrency]
     plan = cases.plan_cases(args.modes, args.runners, concurrency)
     report = BenchReport(
