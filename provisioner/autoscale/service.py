@@ -127,18 +127,15 @@ class Autoscaler:
     # Polling backstop.
 
     def poll(self) -> int:
-        """List each repository-scoped scale set's active jobs and correct the demand:
-        jobs GitHub lists are recorded, jobs it no longer lists are completed. Returns how
-        many job states changed."""
+        """List active jobs and correct the demand: jobs GitHub lists are recorded, jobs it no
+        longer lists are completed. Polled: the repository of each repository-scoped scale
+        set, and every repository with jobs on record (which covers organization and
+        enterprise scale sets for completions). Returns how many job states changed."""
         if self.jobs_client is None:
             raise RuntimeError("polling needs a JobsClient")
+        targets = self.targets.list(fresh=True)
         changed = 0
-        by_repository: dict[str, ScaleTarget] = {}
-        for target in self.targets.list(fresh=True):
-            repository = target.repository()
-            if repository is not None:
-                by_repository.setdefault(repository, target)
-        for repository, target in sorted(by_repository.items()):
+        for repository, target in sorted(self._repositories(targets).items()):
             started = self.clock()
             try:
                 credentials = credentials_from_secret_data(self.targets.secret_data(target))
@@ -156,6 +153,20 @@ class Autoscaler:
             changed += self._correct(repository, jobs, started)
         self.sync()
         return changed
+
+    def _repositories(self, targets: list[ScaleTarget]) -> dict[str, ScaleTarget]:
+        """Each repository to poll, with the scale set whose credentials read it."""
+        chosen: dict[str, ScaleTarget] = {}
+        for target in targets:
+            repository = target.repository()
+            if repository is not None:
+                chosen.setdefault(repository, target)
+        for repository in self.store.repositories_with_active_jobs():
+            if repository not in chosen:
+                serving = [target for target in targets if target.serves(repository)]
+                if serving:
+                    chosen[repository] = serving[0]
+        return chosen
 
     def _correct(self, repository: str, jobs: list[JobEvent], listed_at: float) -> int:
         changed = 0

@@ -128,6 +128,13 @@ class DemandStore:
             if stamp is None or float(stamp) < updated_before
         ]
 
+    def repositories_with_active_jobs(self) -> list[str]:
+        """owner/repo of every repository with a job recorded as queued or in progress."""
+        prefix = f"{PREFIX}repo:"
+        return sorted(
+            _text(key).removeprefix(prefix) for key in self.redis.scan_iter(match=prefix + "*")
+        )
+
     def lower_since(self, scale_set: str) -> float | None:
         value = self.redis.get(f"{PREFIX}lower-since:{scale_set}")
         return float(value) if value else None

@@ -50,7 +50,12 @@ class AutoscaleEnv:
     receiver: WebhookReceiver
 
     def create_scale_set(
-        self, name: str, min_runners: int, max_runners: int, labels: list[str] = LABELS
+        self,
+        name: str,
+        min_runners: int,
+        max_runners: int,
+        labels: list[str] = LABELS,
+        github_config_url: str | None = None,
     ) -> str:
         core = k8s.CoreV1Api(self.api)
         core.create_namespaced_secret(
@@ -62,6 +67,8 @@ class AutoscaleEnv:
         )
         manifest = scale_set_manifest(name, min_runners, max_runners, labels)
         manifest["spec"]["minRunners"] = min_runners
+        if github_config_url is not None:
+            manifest["spec"]["githubConfigUrl"] = github_config_url
         k8s.CustomObjectsApi(self.api).create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, manifest
         )

@@ -102,3 +102,22 @@ def test_polling_completes_jobs_whose_completed_webhook_was_lost(
     assert env.autoscaler.poll() == 3
     assert env.store.active(key) == 0
     wait_for(lambda: env.replicas("lossy") == 0, 10, "replicas back to 0")
+
+
+def test_polling_completes_jobs_of_an_organization_scale_set(
+    autoscale_env: AutoscaleEnv, loops: Callable[..., AutoscalerLoops]
+) -> None:
+    env = autoscale_env
+    key = env.create_scale_set(
+        "org", 0, 10, github_config_url="https://github.com/" + REPOSITORY.split("/")[0]
+    )
+    env.autoscaler.scale_down_delay_s = 0.0
+    loops()
+    env.jobs.enqueue(REPOSITORY, LABELS, count=2, duration_s=0.2)
+    wait_for(lambda: env.replicas("org") == 2, 20, "2 replicas from webhooks")
+    env.jobs.configure_webhooks(enabled=False)
+    env.start_runners(2)
+    wait_for(lambda: completed(env) == 2, 20, "both jobs to complete")
+    assert env.autoscaler.poll() == 2
+    assert env.store.active(key) == 0
+    wait_for(lambda: env.replicas("org") == 0, 10, "replicas back to 0")
