@@ -294,6 +294,8 @@ class _GitHubCall:
         try:
             return ctx.github_request(scale_set, request)
         except RateLimited as exc:
+            # Every worker waits, not only this task: the next call would be refused too.
+            ctx.github_bucket.pause_until(time.time() + exc.retry_after)
             ctx.on_throttled()
             raise RetryableFailure(
                 outcome.REASON_RATE_LIMITED, exc.retry_after, throttled=True

@@ -112,6 +112,7 @@ class ScaleSetReconciler:
                 else:
                     observation = replace(observation, in_flight=[*observation.in_flight, *entries])
         elif len(observation.live) + len(observation.in_flight) > observation.desired:
+            observation = self._cancel_planned(observation)
             draining = self._scale_down(scale_set, observation)
         self._report(scale_set, observation, draining)
         return requeue_after
@@ -183,6 +184,19 @@ class ScaleSetReconciler:
         return entries
 
     # Scale down.
+
+    def _cancel_planned(self, observation: Observation) -> Observation:
+        """Take back planned runners before removing live ones: a task not yet started then
+        finds its ledger entry gone and creates nothing. One already under way still
+        finishes; its runner is then an excess live runner, removed by a later pass."""
+        excess = len(observation.live) + len(observation.in_flight) - observation.desired
+        newest_first = sorted(observation.in_flight, key=lambda e: e.deadline, reverse=True)
+        cancelled = newest_first[:excess]
+        if not cancelled:
+            return observation
+        self.context.ledger.remove(cancelled)
+        log.info("%s: cancelled %d planned runners", cancelled[0].scale_set, len(cancelled))
+        return replace(observation, in_flight=newest_first[len(cancelled) :])
 
     def _scale_down(self, scale_set: ScaleSet, observation: Observation) -> int:
         """Remove idle runners beyond desired, newest first; the number left draining."""
