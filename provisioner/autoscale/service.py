@@ -127,10 +127,11 @@ class Autoscaler:
     # Polling backstop.
 
     def poll(self) -> int:
-        """List active jobs and correct the demand: jobs GitHub lists are recorded, jobs it no
-        longer lists are completed. Polled: the repository of each repository-scoped scale
-        set, and every repository with jobs on record (which covers organization and
-        enterprise scale sets for completions). Returns how many job states changed."""
+        """List active jobs and correct the demand: jobs GitHub lists are recorded, jobs two
+        listings in a row no longer show are completed. Polled: the repository of each
+        repository-scoped scale set, and every repository with jobs on record (which covers
+        organization and enterprise scale sets for completions). Returns how many job states
+        changed."""
         if self.jobs_client is None:
             raise RuntimeError("polling needs a JobsClient")
         targets = self.targets.list(fresh=True)
@@ -177,9 +178,8 @@ class Autoscaler:
                 metrics.POLL_CORRECTIONS.labels(scale_set=handled.scale_set).inc()
                 changed += 1
         # Jobs that changed after the listing began may not be in it yet; leave them.
-        for job_id in self.store.active_in_repository(repository, listed_at):
-            if job_id in listed:
-                continue
+        recorded = set(self.store.active_in_repository(repository, listed_at))
+        for job_id in sorted(self.store.confirm_missing(repository, recorded - listed)):
             applied = self.store.apply(job_id, JobStatus.COMPLETED, "", repository, self.clock())
             if applied.outcome == "applied":
                 metrics.POLL_CORRECTIONS.labels(scale_set=applied.scale_set).inc()

@@ -128,6 +128,20 @@ class DemandStore:
             if stamp is None or float(stamp) < updated_before
         ]
 
+    def confirm_missing(self, repository: str, missing: set[int]) -> set[int]:
+        """Of the jobs a listing missed, those the previous listing missed too; the rest are
+        remembered for the next one. One listing can miss a job that changed state while it
+        was paged through; two in a row do not."""
+        key = f"{PREFIX}missing:{repository}"
+        previous = {int(raw) for raw in self.redis.smembers(key)}
+        confirmed = missing & previous
+        pipe = self.redis.pipeline()
+        pipe.delete(key)
+        if missing - confirmed:
+            pipe.sadd(key, *sorted(missing - confirmed))
+        pipe.execute()
+        return confirmed
+
     def repositories_with_active_jobs(self) -> list[str]:
         """owner/repo of every repository with a job recorded as queued or in progress."""
         prefix = f"{PREFIX}repo:"
