@@ -149,3 +149,10 @@ def test_status_shows_desired_runners_states_and_conditions(
     assert capsys.readouterr().err.strip() == (
         f"provisioner status: no RunnerScaleSet named nope in namespace {namespace}"
     )
+
+
+def test_scale_refuses_negative_replicas_before_calling_the_api(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["scale", "runners", "--replicas", "-2", "--kubeconfig", "/nonexistent"])
+    assert exited.value.code == 2
+    assert "argument --replicas: must be 0 or more, got -2" in capsys.readouterr().err
