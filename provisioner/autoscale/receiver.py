@@ -67,9 +67,6 @@ class WebhookReceiver:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever(poll_interval=0.2)
-
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -109,10 +109,6 @@ class DemandStore:
     def queued(self, scale_set: str) -> int:
         return int(self.redis.scard(f"{PREFIX}queued:{scale_set}"))
 
-    def status(self, job_id: int) -> JobStatus | None:
-        value = self.redis.hget(f"{PREFIX}job:{job_id}", "status")
-        return JobStatus(value.decode()) if value else None
-
     def active_in_repository(self, repository: str, updated_before: float) -> list[int]:
         """Active jobs of ``repository`` last changed before ``updated_before``."""
         ids = sorted(int(raw) for raw in self.redis.smembers(f"{PREFIX}repo:{repository}"))

@@ -106,12 +106,6 @@ class ScaleTargets:
                 self._listed_at = now
             return list(self._cached)
 
-    def current_replicas(self, target: ScaleTarget) -> int:
-        scale = self.custom.get_namespaced_custom_object_scale(
-            GROUP, VERSION, target.namespace, PLURAL, target.name
-        )
-        return int((scale.get("spec") or {}).get("replicas") or 0)
-
     def scale(self, target: ScaleTarget, replicas: int) -> None:
         self.custom.patch_namespaced_custom_object_scale(
             GROUP, VERSION, target.namespace, PLURAL, target.name, {"spec": {"replicas": replicas}}
