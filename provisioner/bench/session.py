@@ -216,13 +216,14 @@ class BenchSession:
             if setup.reconciler is not None:
                 self.status("starting the reconciler")
                 self.pipeline.settings = setup.reconciler
+                self._retire_logs("reconciler")
                 self.pipeline.start_reconciler()
                 self._wait_for_leadership()
                 restarted = True
         if setup.workers is not None and not self.pipeline.worker_processes:
             self.status(f"starting {self.workers} workers")
             self.pipeline.settings = setup.workers
-            self._retire_worker_logs()
+            self._retire_logs("worker")
             for _ in range(self.workers):
                 self.pipeline.start_worker()
             restarted = True
@@ -258,13 +259,12 @@ class BenchSession:
             worker.stop(timeout=15)
         self.pipeline.worker_processes = []
 
-    def _retire_worker_logs(self) -> None:
-        # A restarted worker reuses its log's name; readiness is read from the log's tail, so
-        # the previous worker's "ready" line must not be there.
+    def _retire_logs(self, role: str) -> None:
+        # A restarted process reuses its log's name; readiness and leadership are read from the
+        # log's tail, so the previous process's lines must not be there.
         self._restarts += 1
-        logs = self.pipeline.state_dir / "logs"
-        for path in logs.glob("worker-*.log"):
-            if path.stem.removeprefix("worker-").isdigit():
+        for path in (self.pipeline.state_dir / "logs").glob(f"{role}-*.log"):
+            if path.stem.removeprefix(f"{role}-").isdigit():
                 path.rename(path.with_name(f"{path.stem}.run{self._restarts}.log"))
 
     def _wait_for_leadership(self) -> None:
@@ -388,13 +388,16 @@ class BenchSession:
             self.use(ProcessSetup(reconciler=settings, workers=None), warm_up=False)
         self.status(f"scaling {name} back to 0")
         self.pipeline.scale(self.namespace, name, 0)
-        deadline = time.monotonic() + self.grace
+        # Removal takes a GitHub call per runner, so a large fleet takes a while: what is left
+        # counts as leaked once nothing has been removed for the grace period.
         left = self.count(name)
-        while time.monotonic() < deadline and (left.registrations, left.secrets, left.pods) != (
-            0,
-            0,
-            0,
-        ):
+        deadline = time.monotonic() + self.grace
+        while left.pods + left.secrets + left.registrations and time.monotonic() < deadline:
             time.sleep(0.5)
-            left = self.count(name)
+            now = self.count(name)
+            if now.pods + now.secrets + now.registrations < (
+                left.pods + left.secrets + left.registrations
+            ):
+                deadline = time.monotonic() + self.grace
+            left = now
         return Leaks(registrations=left.registrations, secrets=left.secrets, pods=left.pods)

@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--grace",
         type=_seconds,
         default=60.0,
-        help="seconds after scaling to 0 before what is left counts as leaked (default 60)",
+        help="after scaling to 0, what is left counts as leaked once nothing has been removed "
+        "for this many seconds (default 60)",
     )
     parser.add_argument(
         "--state-dir",
