@@ -41,6 +41,8 @@ class Autoscaler:
         self.jobs_client = jobs_client
         self.clock = clock
         self._sync_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: set[str] = set()
 
     # Events.
 
@@ -51,7 +53,7 @@ class Autoscaler:
         # delay anyway, which the periodic sync measures.
         if handled.outcome == "applied" and handled.scale_set and event.status in ACTIVE:
             try:
-                self.sync(handled.scale_set)
+                self._sync_soon(handled.scale_set)
             except Exception:
                 # The periodic sync writes it on its next tick; the event itself is recorded.
                 log.warning("could not scale %s now; retrying on the next sync", handled.scale_set)
@@ -91,12 +93,31 @@ class Autoscaler:
 
     # Replicas.
 
-    def sync(self, only: str | None = None) -> None:
-        """Bring spec.replicas of every scale set (or just ``only``) in line with demand."""
+    def sync(self) -> None:
+        """Bring spec.replicas of every scale set in line with demand."""
         with self._sync_lock:
             for target in self.targets.list(fresh=True):
-                if only is None or target.key == only:
-                    self._sync_one(target)
+                self._sync_one(target)
+
+    def _sync_soon(self, key: str) -> None:
+        """Sync ``key`` now, or leave it to the thread syncing already: a burst of events
+        becomes a few writes instead of one list and patch per event."""
+        with self._pending_lock:
+            self._pending.add(key)
+        while self._sync_lock.acquire(blocking=False):
+            try:
+                with self._pending_lock:
+                    keys, self._pending = self._pending, set()
+                if keys:
+                    for target in self.targets.list(fresh=True):
+                        if target.key in keys:
+                            self._sync_one(target)
+            finally:
+                self._sync_lock.release()
+            # An event that arrived while the lock was held may have found it taken.
+            with self._pending_lock:
+                if not self._pending:
+                    return
 
     def _sync_one(self, target: ScaleTarget) -> None:
         active = self.store.active(target.key)
