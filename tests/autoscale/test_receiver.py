@@ -185,3 +185,18 @@ def test_demand_survives_a_restart_of_the_autoscaler(
     assert restarted.store.active(scale_set) == 3
     restarted.sync()
     assert autoscale_env.replicas(SCALE_SET) == 3
+
+
+def test_a_chunked_body_is_refused_unread(autoscale_env: AutoscaleEnv, scale_set: str) -> None:
+    body = job_event(1)
+    answer = httpx.post(
+        autoscale_env.receiver.url,
+        content=iter([body]),  # no length: httpx sends it chunked
+        headers={
+            "x-github-event": "workflow_job",
+            "x-github-delivery": str(uuid.uuid4()),
+            "x-hub-signature-256": sign(WEBHOOK_SECRET, body),
+        },
+    )
+    assert answer.status_code == 411
+    assert unchanged(autoscale_env, scale_set, demand=0, replicas=0)
