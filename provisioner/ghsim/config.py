@@ -167,6 +167,13 @@ class SimulatorConfig(BaseModel):
     secondary_retry_after_s: int = Field(
         1, ge=0, le=3600, description="retry-after (s) when the concurrency limit refuses."
     )
+    throttle_until: float = Field(
+        0.0,
+        ge=0,
+        description="Until this wall-clock time (epoch seconds; 0 = off) every GitHub request "
+        "is refused as by a secondary limit, with retry-after counting down to it: a "
+        "throttling storm, for chaos tests.",
+    )
 
     @field_validator("latency_distribution")
     @classmethod

@@ -144,6 +144,10 @@ class Simulator:
             message = f"API rate limit exceeded for {caller.subject}."
             refusal = error(config.rate_limit_status, message, RATE_LIMIT_DOCS)
             return Outcome(_with_limits(refusal, decision))
+        if now < config.throttle_until:
+            self.counters.event("secondary_rate_limited")
+            wait = max(1, math.ceil(config.throttle_until - now))
+            return Outcome(_with_limits(self._secondary_refusal(config, wait), decision))
         if not self.secondary.enter(caller.key, config.secondary_max_concurrent):
             self.counters.event("secondary_rate_limited")
             refusal = self._secondary_refusal(config, config.secondary_retry_after_s)
