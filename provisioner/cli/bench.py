@@ -123,6 +123,12 @@ def machine_description() -> str:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     memory = psutil.virtual_memory().total / 2**30
     cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            models = [line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
     return (
         f"{os.cpu_count()} CPUs ({cpu}), {memory:.1f} GiB RAM, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}; load average {load} "
