@@ -9,8 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -218,3 +220,54 @@ def test_flower_has_no_api_access(install: Install) -> None:
     core = client.CoreV1Api(install.flower)
     assert denied(lambda: core.list_namespaced_pod(install.system))
     assert denied(lambda: core.list_namespaced_secret(install.runners))
+
+
+def _token_kubeconfig(admin: client.ApiClient, token: str, path: Path) -> str:
+    """A kubeconfig file that authenticates with ``token`` only, as a pod's would."""
+    base = admin.configuration
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {
+                            "server": base.host,
+                            "certificate-authority": base.ssl_ca_cert,
+                        },
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa"}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    return str(path)
+
+
+def test_reconciler_and_worker_with_their_own_tokens_complete_a_scale_up(
+    install: Install, kube_api: client.ApiClient, pipeline, tmp_path: Path
+) -> None:
+    """The real processes, each authenticated as its ServiceAccount: the RBAC suffices."""
+    tokens = {
+        role: _token_kubeconfig(
+            kube_api,
+            service_account_token(kube_api, install.system, f"provisioner-{role}"),
+            tmp_path / f"{role}.kubeconfig",
+        )
+        for role in ("reconciler", "worker")
+    }
+    pipeline.namespace = install.runners
+    pipeline.start_workers(1, env={"PROVISIONER_KUBECONFIG": tokens["worker"]})
+    reconciler = pipeline.start_reconciler(
+        {"PROVISIONER_KUBECONFIG": tokens["reconciler"]}, lease_namespace=install.system
+    )
+    pipeline.apply_scale_set("rbac", replicas=5)
+
+    pipeline.wait_for_runners(5, name="rbac")
+    pipeline.scale("rbac", 2)
+    pipeline.wait_for_runners(2, name="rbac")
+    assert "Forbidden" not in reconciler.log_path.read_text()
