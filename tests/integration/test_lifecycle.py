@@ -142,3 +142,38 @@ def test_gc_removes_leaked_registrations_and_secrets(pipeline):
     assert "removed registration runners-leak1" in removed
     fleet = pipeline.count()
     assert (fleet.secrets, fleet.registrations) == (0, 0)
+
+
+def test_runners_that_fail_to_start_are_replaced_then_backed_off_with_the_reason(pipeline, kubelet):
+    pipeline.start_workers(1)
+    pipeline.start_reconciler()
+    pipeline.apply_scale_set(replicas=2)
+    pipeline.wait_for_runners(2)
+    core = k8s.CoreV1Api(pipeline.kube_api)
+
+    def runner_pods() -> set[str]:
+        pods = core.list_namespaced_pod(
+            pipeline.namespace, label_selector="provisioner.dev/scale-set=runners"
+        ).items
+        return {p.metadata.name for p in pods}
+
+    failed: set[str] = set()
+    for _ in range(2):
+        for name in runner_pods() - failed:
+            kubelet.fail_to_start(name, reason="ImagePullBackOff")
+            failed.add(name)
+        # Each failed pod is removed with its Secret and registration, and replaced.
+        wait_until(
+            lambda: len(runner_pods() - failed) == 2 and not runner_pods() & failed,
+            90,
+            "replacements for the pods that failed to start",
+        )
+
+    def degraded_message() -> str:
+        conditions = pipeline.scale_set().get("status", {}).get("conditions", [])
+        degraded = next((c for c in conditions if c["type"] == "Degraded"), {})
+        return degraded.get("message", "") if degraded.get("status") == "True" else ""
+
+    message = wait_until(degraded_message, 30, "a Degraded condition")
+    assert "ImagePullBackOff" in message and "spec.template" in message, message
+    assert not {r["name"] for r in pipeline.ghsim.admin.registrations()} & failed
