@@ -34,13 +34,22 @@ def _run(args: argparse.Namespace) -> int:
     export_to_environ(settings)
     configure_logging(settings.log_level)
 
+    from kubernetes.client import VersionApi
+
     from provisioner.health import Heartbeat, OpsServer
     from provisioner.reconciler.loop import Reconciler
 
     reconciler = Reconciler(settings, lease_namespace=args.lease_namespace)
     heartbeat = Heartbeat("reconcile loop", max_silence=max(60.0, settings.runner_creation_timeout))
     reconciler.on_heartbeat = heartbeat.beat
-    ops = OpsServer(settings.metrics_port, heartbeats=[heartbeat]).start()
+    ops = OpsServer(
+        settings.metrics_port,
+        heartbeats=[heartbeat],
+        readiness={
+            "redis": reconciler.context.redis.ping,
+            "kube-apiserver": lambda: VersionApi(reconciler.context.api).get_code(),
+        },
+    ).start()
 
     def shut_down(*_: object) -> None:
         reconciler.stop()
