@@ -13,7 +13,7 @@ from workers import liveness
 from workers.app import app
 from workers.context import WorkerContext
 from workers.creation import RunnerCreator
-from workers.outcome import CreationResult, progress_milestone, summarize
+from workers.outcome import CREATED, FAILED, CreationResult, progress_milestone, summarize
 from workers.report import report_batch
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def create_runner(entry: dict, generation: int | None = None) -> dict:
             name=ledger_entry.name,
             scale_set=ledger_entry.scale_set,
             batch_id=ledger_entry.batch_id,
-            outcome="failed",
+            outcome=FAILED,
             reason=f"internal error: {type(exc).__name__}",
         )
     finally:
@@ -58,14 +58,23 @@ def create_runner(entry: dict, generation: int | None = None) -> dict:
 
 
 def _log_progress(creator: RunnerCreator, result: CreationResult) -> None:
+    progress = BatchProgress(creator.context.redis)
     try:
-        done, total = BatchProgress(creator.context.redis).record_outcome(
-            result.batch_id, result.outcome
-        )
+        done, total = progress.record_outcome(result.batch_id, result.outcome)
+        if not progress_milestone(done, total):
+            return
+        counts = (progress.get(result.batch_id) or {}).get("outcomes", {})
     except Exception:  # progress is a nicety; never fail a creation over it
         return
-    if progress_milestone(done, total):
-        log.info("batch %s of %s: done %d/%d", result.batch_id, result.scale_set, done, total)
+    log.info(
+        "batch %s of %s: created %d/%d (%d failed, %d finished)",
+        result.batch_id,
+        result.scale_set,
+        counts.get(CREATED, 0),
+        total,
+        counts.get(FAILED, 0),
+        done,
+    )
 
 
 @app.task(name="provisioner.summarize_batch")

@@ -7,30 +7,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from provisioner.cli.argtypes import bounded_float, bounded_int
 from provisioner.cli.flags import add_settings_flags, settings_from_args
 
 NAMESPACE = "demo"
 SCALE_SET = "demo"
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1 or value > 5000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 5000, got {value}")
-    return value
-
-
-def _latency(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if value < 0 or value > 60_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 60000 ms, got {value}")
-    return value
+RUNNERS = bounded_int(1, 5000)
+MILLISECONDS = bounded_float(0, 60_000, "milliseconds")
+SECONDS = bounded_float(0, 86_400, "seconds", low_exclusive=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,16 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "workers and the reconciler; scale a RunnerScaleSet to N runners with a progress bar; "
         "print the time and what exists; scale back to 0; tear everything down.",
     )
-    parser.add_argument("--runners", type=_positive, default=100, help="runners (default 100)")
-    parser.add_argument("--workers", type=_positive, default=2, help="worker processes (default 2)")
+    parser.add_argument("--runners", type=RUNNERS, default=100, help="runners (default 100)")
+    parser.add_argument(
+        "--workers", type=bounded_int(1, 64), default=2, help="worker processes (default 2)"
+    )
     parser.add_argument(
         "--github-latency-ms",
-        type=_latency,
+        type=MILLISECONDS,
         default=300.0,
         help="simulated GitHub latency per call in ms (default 300)",
     )
     parser.add_argument(
-        "--timeout", type=_latency, default=600.0, help="seconds to wait for the fleet"
+        "--timeout", type=SECONDS, default=600.0, help="seconds to wait for the fleet"
     )
     parser.add_argument(
         "--state-dir",

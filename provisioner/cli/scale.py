@@ -6,30 +6,15 @@ from __future__ import annotations
 import argparse
 import time
 
+from provisioner.cli.argtypes import bounded_float, bounded_int
 from provisioner.cli.status import add_kube_flags, kube_connection, live_runner_pods
 
 DEFAULT_NAMESPACE = "default"
 POLL_SECONDS = 0.5
 
 
-def _replicas(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
+REPLICAS = bounded_int(0, 2_147_483_647)
+SECONDS = bounded_float(0, 86_400, "seconds", low_exclusive=True)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="the RunnerScaleSet")
     parser.add_argument(
-        "--replicas", type=_replicas, required=True, help="desired runners (0 or more)"
+        "--replicas", type=REPLICAS, required=True, help="desired runners (0 or more)"
     )
     parser.add_argument(
         "--wait", action="store_true", help="wait until that many runner pods exist"
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=SECONDS,
         default=600.0,
         help="seconds --wait waits before giving up with exit status 1 (default 600)",
     )

@@ -50,6 +50,10 @@ def test_scale_up_then_down_then_up_ends_exactly_at_desired(pipeline):
     }
     assert set(links) == registrations == secrets
     assert all(secret == pod and owner == "runners" for pod, (secret, owner) in links.items())
+    # Progress is logged during the batch, and the batch's end is reported as an Event.
+    logs = "".join(w.log_path.read_text() for w in pipeline.workers.processes)
+    assert "created 25/50" in logs and "created 50/50" in logs
+    assert "Created 50/50 runners" in [e.message for e in pipeline.events()]
 
     pipeline.scale("runners", 20)
     pipeline.wait_for_runners(20)

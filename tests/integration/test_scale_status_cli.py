@@ -155,4 +155,5 @@ def test_scale_refuses_negative_replicas_before_calling_the_api(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["scale", "runners", "--replicas", "-2", "--kubeconfig", "/nonexistent"])
     assert exited.value.code == 2
-    assert "argument --replicas: must be 0 or more, got -2" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "argument --replicas: must be between 0 and 2147483647, got -2" in error
