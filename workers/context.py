@@ -109,13 +109,18 @@ class WorkerContext:
 
     # Ledger and per-runner lock.
 
-    def ledger_wants(self, entry: LedgerEntry) -> bool:
-        return any(
-            e.name == entry.name for e in self.ledger.in_flight(entry.scale_set, time.time())
-        )
+    def ledger_wants(self, entry: LedgerEntry, wait: float = 30.0) -> bool:
+        def wanted() -> bool:
+            in_flight = self.ledger.in_flight(entry.scale_set, time.time())
+            return any(e.name == entry.name for e in in_flight)
+
+        return _through_redis_outage(wanted, wait)
 
     def complete(self, entry: LedgerEntry) -> None:
-        self.ledger.complete(entry.scale_set, entry.name)
+        # Not done in Redis (it is away): harmless. The entry and the runner's pod carry the
+        # same name and count once; the entry expires at its deadline.
+        with contextlib.suppress(redis.RedisError):
+            self.ledger.complete(entry.scale_set, entry.name)
 
     @contextlib.contextmanager
     def runner_lock(self, name: str, ttl: float) -> Iterator[bool]:
@@ -126,7 +131,8 @@ class WorkerContext:
         deadline = time.monotonic() + ttl
         owned = False
         while not owned and time.monotonic() < deadline:
-            owned = bool(self.redis.set(key, token, nx=True, px=int(ttl * 1000)))
+            with contextlib.suppress(redis.RedisError):
+                owned = bool(self.redis.set(key, token, nx=True, px=int(ttl * 1000)))
             if not owned:
                 time.sleep(0.2)
         try:
@@ -272,6 +278,18 @@ class WorkerContext:
         with self._lock:
             # Not closed: other threads may be in the middle of a request on it.
             self._github.pop(key, None)
+
+
+def _through_redis_outage(call: Callable[[], T], wait: float) -> T:
+    """``call()``, tried again while Redis is away, for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return call()
+        except redis.RedisError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager

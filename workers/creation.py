@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -121,7 +122,8 @@ class RunnerCreator:
         ).inc()
         if result.outcome == outcome.FAILED:
             # The reconciler backs off replanning once a scale set's creations keep failing.
-            self.creation_failures.record(entry.scale_set, result.reason or "unknown")
+            with contextlib.suppress(redis.RedisError):
+                self.creation_failures.record(entry.scale_set, result.reason or "unknown")
         return result
 
     def _create(self, entry: LedgerEntry, generation: int | None, started: float) -> CreationResult:
@@ -157,8 +159,7 @@ class RunnerCreator:
             attempts = 0
             for attempts in range(1, self.settings.create_max_attempts + 1):
                 try:
-                    with ctx.budget_slot(timeout=max(0.1, deadline - self.clock())):
-                        self._attempt(scale_set, entry.name, attempt, deadline)
+                    self._attempt_in_budget(scale_set, entry.name, attempt, deadline)
                     ctx.complete(entry)
                     return result(outcome.CREATED, None, attempts, attempt.throttled)
                 except PermanentFailure as exc:
@@ -184,12 +185,22 @@ class RunnerCreator:
                         break
                     log.info("runner %s: %s; retrying in %.2fs", entry.name, reason, delay)
                     time.sleep(delay)
-                except RateLimitExceeded:
-                    reason = outcome.REASON_RATE_LIMITED
-                    break
             self._roll_back(scale_set, entry.name)
             ctx.complete(entry)
             return result(outcome.FAILED, reason, attempts, attempt.throttled)
+
+    def _attempt_in_budget(
+        self, scale_set: ScaleSet, name: str, attempt: _Attempt, deadline: float
+    ) -> None:
+        """One attempt holding a slot of the global budget. A limit that cannot be had in
+        time and Redis being away are reasons to retry, like a refusing GitHub."""
+        try:
+            with self.context.budget_slot(timeout=max(0.1, deadline - self.clock())):
+                self._attempt(scale_set, name, attempt, deadline)
+        except RateLimitExceeded as exc:
+            raise RetryableFailure(outcome.REASON_RATE_LIMITED, exc.retry_after) from None
+        except redis.RedisError:
+            raise RetryableFailure(outcome.REASON_REDIS_UNAVAILABLE) from None
 
     def _attempt(self, scale_set: ScaleSet, name: str, attempt: _Attempt, deadline: float) -> None:
         ctx = self.context

@@ -26,7 +26,7 @@ REASON_KUBE_UNAVAILABLE = "Kubernetes API unavailable"
 REASON_TIMEOUT = "timed out"
 REASON_SCALE_SET_INVALID = "invalid RunnerScaleSet"
 REASON_SCALE_SET_GONE = "RunnerScaleSet deleted"
-REASON_BUDGET = "no concurrency slot"
+REASON_REDIS_UNAVAILABLE = "Redis unavailable"
 
 
 @dataclass(frozen=True)
