@@ -116,11 +116,12 @@ class WorkerContext:
 
         return _through_redis_outage(wanted, wait)
 
-    def complete(self, entry: LedgerEntry) -> None:
-        # Not done in Redis (it is away): harmless. The entry and the runner's pod carry the
-        # same name and count once; the entry expires at its deadline.
+    def complete(self, entry: LedgerEntry, wait: float = 30.0) -> None:
+        # Done as soon as Redis answers, so a failed runner is planned anew at once. If Redis
+        # stays away, no harm: the entry and the runner's pod carry the same name and count
+        # once, and the entry expires at its deadline.
         with contextlib.suppress(redis.RedisError):
-            self.ledger.complete(entry.scale_set, entry.name)
+            _through_redis_outage(lambda: self.ledger.complete(entry.scale_set, entry.name), wait)
 
     @contextlib.contextmanager
     def runner_lock(self, name: str, ttl: float) -> Iterator[bool]:
@@ -155,18 +156,23 @@ class WorkerContext:
         return _timed(self.budget.slot(timeout), "creation_slot")
 
     def github_token(self, timeout: float) -> None:
-        if self.unlimited:
-            return
-        started = time.monotonic()
-        self.github_bucket.acquire(timeout)
-        metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit="github").observe(time.monotonic() - started)
+        self._token(self.github_bucket, "github", timeout)
 
     def kube_token(self, timeout: float) -> None:
+        self._token(self.kube_bucket, "kube", timeout)
+
+    def _token(self, bucket: RedisTokenBucket, limit: str, timeout: float) -> None:
         if self.unlimited:
             return
         started = time.monotonic()
-        self.kube_bucket.acquire(timeout)
-        metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit="kube").observe(time.monotonic() - started)
+        try:
+            bucket.acquire(timeout)
+        except redis.RedisError:
+            # The bucket lives in Redis, which is away: this call (made inside a budget slot
+            # taken before the outage, or a rollback) goes ahead rather than strand the runner
+            # half made. New creations cannot start until Redis is back.
+            log.debug("Redis unavailable; %s call made without a token", limit)
+        metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit=limit).observe(time.monotonic() - started)
 
     def on_throttled(self) -> None:
         if self.adaptive is not None:

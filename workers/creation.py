@@ -287,7 +287,13 @@ class RunnerCreator:
             self._delete_registration(scale_set, name, deadline)
         except RunnerBusy:
             log.warning("runner %s: registration is busy; left to scale-down", name)
-        except (GitHubError, RetryableFailure, PermanentFailure, RateLimitExceeded) as exc:
+        except (
+            GitHubError,
+            RetryableFailure,
+            PermanentFailure,
+            RateLimitExceeded,
+            redis.RedisError,
+        ) as exc:
             log.warning("runner %s: rollback of registration failed (%s); left to gc", name, exc)
 
 

@@ -44,6 +44,9 @@ def create_runner(entry: dict, generation: int | None = None) -> dict:
         result = creator.create(ledger_entry, generation)
     except Exception as exc:  # a bug or an outage we did not classify: report, do not lose
         log.exception("runner %s: creation crashed", ledger_entry.name)
+        # Planned anew at once rather than at the entry's deadline; whatever part of this
+        # runner exists is an orphan that garbage collection removes.
+        creator.context.complete(ledger_entry)
         result = CreationResult(
             name=ledger_entry.name,
             scale_set=ledger_entry.scale_set,
