@@ -180,9 +180,10 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
         ghsim_args=["--latency-ms", str(args.github_latency_ms)],
         log=lambda message: console.print(f"[dim]{message}[/dim]"),
     )
-    with console.status("starting kube-apiserver, etcd, redis-server and the GitHub simulator"):
-        pipeline.start()
     try:
+        # Inside the try: a server that fails to start must not leave the others running.
+        with console.status("starting kube-apiserver, etcd, redis-server and the GitHub simulator"):
+            pipeline.start()
         if args.secondary_limit_per_minute:
             with SimulatorAdmin(pipeline.ghsim_url) as admin:
                 admin.configure(secondary_jitconfig_per_minute=args.secondary_limit_per_minute)
