@@ -24,7 +24,10 @@ class Settings(BaseSettings):
 
     # Creation fan-out.
     runner_creation_concurrency: int = Field(
-        10, ge=1, le=10_000, description="Runner creations in flight across all workers."
+        10,
+        ge=1,
+        le=10_000,
+        description="Runner creations talking to GitHub at once, across all workers.",
     )
     runner_creation_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds one runner's creation may take, retries included."

@@ -110,11 +110,9 @@ class WorkerContext:
     # Ledger and per-runner lock.
 
     def ledger_wants(self, entry: LedgerEntry, wait: float = 30.0) -> bool:
-        def wanted() -> bool:
-            in_flight = self.ledger.in_flight(entry.scale_set, time.time())
-            return any(e.name == entry.name for e in in_flight)
-
-        return _through_redis_outage(wanted, wait)
+        return _through_redis_outage(
+            lambda: self.ledger.is_in_flight(entry.scale_set, entry.name, time.time()), wait
+        )
 
     def complete(self, entry: LedgerEntry, wait: float = 30.0) -> None:
         # Done as soon as Redis answers, so a failed runner is planned anew at once. If Redis

@@ -159,7 +159,7 @@ class RunnerCreator:
             attempts = 0
             for attempts in range(1, self.settings.create_max_attempts + 1):
                 try:
-                    self._attempt_in_budget(scale_set, entry.name, attempt, deadline)
+                    self._attempt_guarded(scale_set, entry.name, attempt, deadline)
                     ctx.complete(entry)
                     return result(outcome.CREATED, None, attempts, attempt.throttled)
                 except PermanentFailure as exc:
@@ -189,14 +189,13 @@ class RunnerCreator:
             ctx.complete(entry)
             return result(outcome.FAILED, reason, attempts, attempt.throttled)
 
-    def _attempt_in_budget(
+    def _attempt_guarded(
         self, scale_set: ScaleSet, name: str, attempt: _Attempt, deadline: float
     ) -> None:
-        """One attempt holding a slot of the global budget. A limit that cannot be had in
-        time and Redis being away are reasons to retry, like a refusing GitHub."""
+        """One attempt. A limit that cannot be had in time and Redis being away are reasons
+        to retry, like a refusing GitHub."""
         try:
-            with self.context.budget_slot(timeout=max(0.1, deadline - self.clock())):
-                self._attempt(scale_set, name, attempt, deadline)
+            self._attempt(scale_set, name, attempt, deadline)
         except RateLimitExceeded as exc:
             raise RetryableFailure(outcome.REASON_RATE_LIMITED, exc.retry_after) from None
         except redis.RedisError:
@@ -309,7 +308,11 @@ class _GitHubCall:
         ctx = self.context
         ctx.github_token(timeout=max(0.1, self.deadline - self.clock()))
         try:
-            return ctx.github_request(scale_set, request)
+            # The budget bounds the calls to GitHub in flight across all workers (the slow,
+            # rate-limited dependency). A creation holds no slot for its Kubernetes writes,
+            # which have their own bucket: the next GitHub call need not wait for them.
+            with ctx.budget_slot(timeout=max(0.1, self.deadline - self.clock())):
+                return ctx.github_request(scale_set, request)
         except RateLimited as exc:
             # Every worker waits, not only this task: the next call would be refused too.
             ctx.github_bucket.pause_until(time.time() + exc.retry_after)

@@ -82,12 +82,13 @@ def _demo(args, settings, state_dir: Path, console) -> int:
         ghsim_args=["--latency-ms", str(args.github_latency_ms)],
         log=lambda message: console.print(f"[dim]{message}[/dim]"),
     )
-    with console.status(
-        "starting kube-apiserver, etcd, redis-server, GitHub simulator, "
-        f"reconciler and {args.workers} workers"
-    ):
-        pipeline.start()
     try:
+        # Inside the try: servers started before a failed start are stopped too.
+        with console.status(
+            "starting kube-apiserver, etcd, redis-server, GitHub simulator, "
+            f"reconciler and {args.workers} workers"
+        ):
+            pipeline.start()
         console.print(
             f"control plane, Redis, simulator ({args.github_latency_ms:.0f} ms per GitHub call), "
             f"reconciler and {args.workers} workers are up; logs in {state_dir / 'logs'}"

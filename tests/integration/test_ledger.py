@@ -132,3 +132,14 @@ def test_an_unknown_batch(client):
     progress = BatchProgress(client)
     assert progress.get("nope") is None
     assert progress.record_outcome("nope", "created") == (1, 0)
+
+
+def test_one_runner_is_in_flight_until_completed_or_past_its_deadline(redis_url):
+    ledger = Ledger(redis.Redis.from_url(redis_url))
+    entry = LedgerEntry("ns/set", "set-abcde", "b1", deadline=1000.0)
+    ledger.record([entry])
+    assert ledger.is_in_flight("ns/set", "set-abcde", now=999.0)
+    assert not ledger.is_in_flight("ns/set", "set-abcde", now=1000.0)
+    assert not ledger.is_in_flight("ns/set", "set-other", now=0.0)
+    ledger.complete("ns/set", "set-abcde")
+    assert not ledger.is_in_flight("ns/set", "set-abcde", now=999.0)
