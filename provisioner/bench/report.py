@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from provisioner.bench.burst import JobBurstResult
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,10 @@ class BenchReport:
     command: str
     machine: str
     runs: list[BenchRun] = field(default_factory=list)
+    job_burst: JobBurstResult | None = None
 
     def to_json(self) -> dict:
+        burst = {} if self.job_burst is None else {"job_burst": asdict(self.job_burst)}
         return {
             "command": self.command,
             "machine": self.machine,
@@ -127,12 +133,17 @@ class BenchReport:
                 }
                 for r in ratios(self.runs)
             ],
+            **burst,
         }
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
     def print_table(self, console: Console) -> None:
+        if self.job_burst is not None:
+            console.print(self.job_burst.table())
+        if not self.runs:
+            return
         table = Table(title="time to N runners")
         for column in (
             "mode",

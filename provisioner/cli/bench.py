@@ -11,9 +11,17 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.bench import cases
+from provisioner.bench.burst import jobs_burst
 from provisioner.cli.flags import add_settings_flags, settings_from_args
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from provisioner.bench.burst import JobBurstResult
+    from provisioner.bench.session import BenchSession
 
 
 def _seconds(text: str) -> float:
@@ -81,6 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="turn on the simulator's secondary limit on generate-jitconfig at this many calls "
         "per minute, to compare throughput with it and with --github-requests-per-second",
+    )
+    parser.add_argument(
+        "--jobs-burst",
+        type=jobs_burst,
+        default=None,
+        metavar="N",
+        help="instead of the runner counts, enqueue N jobs in the simulator at once and let "
+        "`provisioner webhook` scale a RunnerScaleSet (minRunners 0, maxRunners N) to them; "
+        "measures the time to N runners ready and to all jobs done, and leaks once the fleet "
+        "is back at 0",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
@@ -168,7 +186,7 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
         # Piped or redirected (CI, docs): wide enough that the table's columns keep their names.
         console = Console(width=160)
     concurrency = args.concurrency or [settings.runner_creation_concurrency]
-    plan = cases.plan_cases(args.modes, args.runners, concurrency)
+    plan = [] if args.jobs_burst else cases.plan_cases(args.modes, args.runners, concurrency)
     report = BenchReport(
         command="provisioner " + shlex.join(sys.argv[1:]),
         machine=machine_description(),
@@ -189,7 +207,8 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
                 admin.configure(secondary_jitconfig_per_minute=args.secondary_limit_per_minute)
         console.print(
             f"pipeline up ({args.github_latency_ms:g} ms per GitHub call); "
-            f"logs in {state_dir / 'logs'}; {len(plan)} runs"
+            f"logs in {state_dir / 'logs'}; "
+            + (f"a burst of {args.jobs_burst} jobs" if args.jobs_burst else f"{len(plan)} runs")
         )
         session = BenchSession(
             pipeline,
@@ -227,6 +246,8 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
                     note=f"{run.seconds:.2f}s, {run.runners_per_second:.1f}/s"
                     + (f", {run.leaks.total} leaked" if run.leaks.total else ""),
                 )
+            if args.jobs_burst:
+                report.job_burst = _job_burst(args, session, progress, concurrency[0])
     finally:
         with console.status("stopping everything"):
             pipeline.stop()
@@ -240,6 +261,12 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
     if args.plot is not None:
         report.write_plot(args.plot)
         console.print(f"wrote {args.plot}")
+    if report.job_burst is not None and not report.job_burst.complete:
+        console.print(
+            f"[bold red]job burst: not every job done or "
+            f"{report.job_burst.leaks.total} left at 0[/bold red]; see {state_dir / 'logs'}"
+        )
+        return 1
     incomplete = [run for run in report.runs if run.created < run.runners or run.leaks.total]
     for run in incomplete:
         console.print(
@@ -247,3 +274,25 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
             f"{run.leaks.total} left after scaling to 0[/bold red]; see {state_dir / 'logs'}"
         )
     return 1 if incomplete else 0
+
+
+def _job_burst(
+    args: argparse.Namespace, session: BenchSession, progress: Progress, concurrency: int
+) -> JobBurstResult:
+    """The burst case on the pipeline's reconciler and workers in parallel mode."""
+    from provisioner.bench.burst import run_job_burst
+
+    task = progress.add_task(f"job burst N={args.jobs_burst}", total=None, note="")
+    session.status = lambda message: progress.update(task, note=message)
+    session.use(session.setup_for("parallel", concurrency))
+    result = run_job_burst(
+        session.pipeline,
+        session.namespace,
+        args.jobs_burst,
+        args.github_latency_ms,
+        timeout=args.timeout,
+        grace=args.grace,
+        status=session.status,
+    )
+    progress.update(task, total=1, completed=1, note=f"{result.jobs_completed_s or 0:.2f}s")
+    return result
