@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from provisioner.bench import cases
 from provisioner.bench.burst import jobs_burst
-from provisioner.cli.flags import add_settings_flags, settings_from_args
+from provisioner.cli.argtypes import bounded_float
+from provisioner.cli.flags import add_settings_flags, add_state_dir_flag, settings_from_args
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -24,14 +25,7 @@ if TYPE_CHECKING:
     from provisioner.bench.session import BenchSession
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 1 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 86400 s, got {value:g}")
-    return value
+SECONDS = bounded_float(1, 86_400, "seconds")
 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
@@ -103,21 +97,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
     parser.add_argument(
-        "--timeout", type=_seconds, default=900.0, help="seconds one run may take (default 900)"
+        "--timeout", type=SECONDS, default=900.0, help="seconds one run may take (default 900)"
     )
     parser.add_argument(
         "--grace",
-        type=_seconds,
+        type=SECONDS,
         default=60.0,
         help="after scaling to 0, what is left counts as leaked once nothing has been removed "
         "for this many seconds (default 60)",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="keep logs and data here (default: a temporary directory, removed at the end)",
-    )
+    add_state_dir_flag(parser)
     add_settings_flags(parser)
     parser.set_defaults(func=_run)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from provisioner.cli.argtypes import bounded_float, bounded_int
-from provisioner.cli.flags import add_settings_flags, settings_from_args
+from provisioner.cli.flags import add_settings_flags, add_state_dir_flag, settings_from_args
 
 NAMESPACE = "demo"
 SCALE_SET = "demo"
@@ -40,12 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=SECONDS, default=600.0, help="seconds to wait for the fleet"
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="keep logs and data here (default: a temporary directory, removed at the end)",
-    )
+    add_state_dir_flag(parser)
     add_settings_flags(parser)
     parser.set_defaults(func=_run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from provisioner.config import Settings, env_name, flag_name, load_settings
 
@@ -31,6 +32,16 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
+
+
+def add_state_dir_flag(parser: argparse.ArgumentParser) -> None:
+    """Where a command that starts the whole pipeline keeps its logs and data."""
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="keep logs and data here (default: a temporary directory, removed at the end)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

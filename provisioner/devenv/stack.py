@@ -35,7 +35,7 @@ class DevState:
 
 
 class DevStackError(RuntimeError):
-    pass
+    """The local stack cannot be started or read; the message says why."""
 
 
 def read_state(state_dir: Path) -> DevState | None:

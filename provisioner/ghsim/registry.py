@@ -17,15 +17,15 @@ RUNNER_VERSION = "2.323.0"
 
 
 class DuplicateRunner(Exception):
-    pass
+    """A runner of that name is already registered in the scope."""
 
 
 class RunnerIsBusy(Exception):
-    pass
+    """The runner is running a job; GitHub refuses to delete it."""
 
 
 class UnknownRunner(Exception):
-    pass
+    """No runner of that id or name in the scope."""
 
 
 @dataclass
