@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from provisioner import metrics
 from provisioner.config import Settings
-from provisioner.github import GitHubClient, GitHubScope, RateLimitInfo
+from provisioner.github import GitHubClient, GitHubScope, RateLimitInfo, github_http
 from provisioner.github.errors import GitHubUnavailable, ServerError, Unauthorized
 from provisioner.kube.client import api_client
 from provisioner.kube.runner_objects import RunnerObjects
@@ -94,16 +94,18 @@ class WorkerContext:
         )
         self.breaker = CircuitBreaker(failure_threshold=10, reset_timeout=5.0)
         self._pauser = GitHubRateLimitPauser(self.github_bucket)
+        # One connection pool for every credential's client.
+        self._github_http = github_http(settings.github_api_url, settings.github_request_timeout)
         self._lock = threading.Lock()
         self._scale_sets: dict[str, tuple[ScaleSet, int | None, float]] = {}
+        self._scale_set_reads: dict[str, threading.Lock] = {}
         self._github: dict[str, tuple[GitHubClient, float]] = {}
         self._objects: dict[str, RunnerObjects] = {}
         self._scopes: dict[str, GitHubScope] = {}
 
     def close(self) -> None:
         self.budget.close()
-        for github, _ in self._github.values():
-            github.close()
+        self._github_http.close()
         self.api.close()
         self.redis.close()
 
@@ -193,27 +195,38 @@ class WorkerContext:
     # Kubernetes.
 
     def scale_set(self, key: str, generation: int | None) -> ScaleSet:
-        now = time.monotonic()
-        cached = self._scale_sets.get(key)
+        cached = self._cached_scale_set(key, generation)
         if cached is not None:
-            scale_set, cached_generation, read_at = cached
-            fresh = (
-                generation == cached_generation
-                if generation is not None
-                else now - read_at < SCALE_SET_CACHE_SECONDS
-            )
-            if fresh:
-                return scale_set
-        namespace, name = key.split("/", 1)
-        try:
-            scale_set = self.store.get(namespace, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise LookupError(key) from None
-            raise
+            return cached
         with self._lock:
-            self._scale_sets[key] = (scale_set, scale_set.generation, now)
-        return scale_set
+            reading = self._scale_set_reads.setdefault(key, threading.Lock())
+        # One thread reads; the others of a batch arriving together find its answer cached.
+        with reading:
+            cached = self._cached_scale_set(key, generation)
+            if cached is not None:
+                return cached
+            namespace, name = key.split("/", 1)
+            read_at = time.monotonic()
+            try:
+                scale_set = self.store.get(namespace, name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    raise LookupError(key) from None
+                raise
+            with self._lock:
+                self._scale_sets[key] = (scale_set, scale_set.generation, read_at)
+            return scale_set
+
+    def _cached_scale_set(self, key: str, generation: int | None) -> ScaleSet | None:
+        cached = self._scale_sets.get(key)
+        if cached is None:
+            return None
+        scale_set, cached_generation, read_at = cached
+        if generation is not None:
+            fresh = generation == cached_generation
+        else:
+            fresh = time.monotonic() - read_at < SCALE_SET_CACHE_SECONDS
+        return scale_set if fresh else None
 
     def objects(self, scale_set: ScaleSet) -> RunnerObjects:
         objects = self._objects.get(scale_set.namespace)
@@ -273,6 +286,7 @@ class WorkerContext:
                 credentials,
                 timeout=self.settings.github_request_timeout,
                 on_rate_limit=self._on_rate_limit,
+                http=self._github_http,
             )
             self._github[key] = (github, now)
             return github

@@ -54,6 +54,25 @@ DEFAULT_MAX_CONNECTIONS = 100
 MAX_MESSAGE_CHARS = 200
 
 
+def github_http(
+    api_url: str, timeout: float = 10.0, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> httpx.Client:
+    """Pooled connections to GitHub, for any number of GitHubClients (one per credential):
+    building one costs tens of milliseconds (TLS setup), too much to pay per scale set."""
+    return httpx.Client(
+        base_url=api_url.rstrip("/"),
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "runner-provisioner",
+        },
+    )
+
+
 class GitHubClient:
     """Thread-safe: one instance serves every thread of a process."""
 
@@ -65,23 +84,17 @@ class GitHubClient:
         on_rate_limit: Callable[[RateLimitInfo], None] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.time,
+        http: httpx.Client | None = None,
     ) -> None:
+        """``http``: connections shared with other clients, from ``github_http`` with the same
+        ``api_url`` and ``timeout``; whoever made it closes it. Without it the client makes
+        (and closes) its own."""
         self.credentials = credentials
         self._timeout = timeout
         self._on_rate_limit = on_rate_limit
         self._clock = clock
-        self._http = httpx.Client(
-            base_url=api_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "runner-provisioner",
-            },
-        )
+        self._owns_http = http is None
+        self._http = http or github_http(api_url, timeout, max_connections)
         self._tokens = (
             InstallationTokenProvider(
                 credentials, functools.partial(self._exchange_jwt, credentials), clock
@@ -91,7 +104,8 @@ class GitHubClient:
         )
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> GitHubClient:
         return self

@@ -149,14 +149,18 @@ class RunnerObjects:
         """False when the Secret already existed (an earlier attempt made it)."""
         return _created(
             lambda: self.core.create_namespaced_secret(
-                self.namespace, build_secret(scale_set, name, encoded_jit_config)
+                self.namespace,
+                build_secret(scale_set, name, encoded_jit_config),
+                _preload_content=False,
             )
         )
 
     def create_pod(self, scale_set: ScaleSet, name: str) -> bool:
         """False when the Pod already existed (an earlier attempt made it)."""
         return _created(
-            lambda: self.core.create_namespaced_pod(self.namespace, build_pod(scale_set, name))
+            lambda: self.core.create_namespaced_pod(
+                self.namespace, build_pod(scale_set, name), _preload_content=False
+            )
         )
 
     def delete_runner_objects(self, name: str) -> None:
@@ -174,8 +178,13 @@ class RunnerObjects:
 
 
 def _created(create) -> bool:
+    # The created object comes back unparsed (_preload_content=False) and is dropped: turning
+    # it into a model costs more CPU than the rest of the call. Read to the end, so the
+    # connection goes back to the pool ready for the next request.
     try:
-        create()
+        response = create()
+        response.drain_conn()
+        response.release_conn()
     except ApiException as exc:
         if exc.status == 409:
             return False

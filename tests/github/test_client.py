@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from provisioner.devenv.procs import free_port
-from provisioner.github import GitHubClient, GitHubScope, RateLimitInfo
+from provisioner.github import GitHubClient, GitHubScope, RateLimitInfo, github_http
 from provisioner.github.auth import AppCredentials, PatCredentials
 from provisioner.github.errors import (
     Conflict,
@@ -127,6 +127,20 @@ def test_many_threads_share_one_client(client: GitHubClient, ghsim: Ghsim) -> No
     names = [f"t-{i}" for i in range(40)]
     run_concurrently([lambda n=name: register(client, n) for name in names])
     assert ghsim.runner_names() == set(names)
+
+
+def test_clients_of_different_credentials_share_one_pool(ghsim: Ghsim) -> None:
+    with github_http(ghsim.url, timeout=5.0) as http:
+        good = GitHubClient(ghsim.url, PatCredentials(ghsim.token), timeout=5.0, http=http)
+        wrong = GitHubClient(ghsim.url, PatCredentials("ghp_not_accepted"), timeout=5.0, http=http)
+        register(good, "pooled-1")
+        # Each request carries its own client's credential, not the last one used on the pool.
+        with pytest.raises(Unauthorized):
+            wrong.generate_jitconfig(REPO, "pooled-2", 1, LABELS)
+        # Closing a client that shares the pool leaves the pool to its owner.
+        wrong.close()
+        register(good, "pooled-3")
+    assert ghsim.runner_names() == {"pooled-1", "pooled-3"}
 
 
 def test_wrong_pat_names_the_secret_key(ghsim: Ghsim) -> None:
