@@ -103,6 +103,19 @@ def ratios(runs: list[BenchRun]) -> list[Ratio]:
     return found
 
 
+def queue_overhead_ms(runs: list[BenchRun]) -> dict[tuple[int, int], float]:
+    """Milliseconds per runner that the queue adds, (parallel - limit) / N at each N and
+    concurrency: only from runs at 0 ms GitHub latency, where nothing else separates them."""
+    by_key = {
+        (run.mode, run.runners, run.concurrency): run for run in runs if run.github_latency_ms == 0
+    }
+    return {
+        (n, concurrency): (run.seconds - limit.seconds) / n * 1000
+        for (mode, n, concurrency), run in sorted(by_key.items())
+        if mode == "parallel" and (limit := by_key.get(("limit", n, concurrency)))
+    }
+
+
 @dataclass
 class BenchReport:
     command: str
@@ -132,6 +145,10 @@ class BenchReport:
                     "value": r.value,
                 }
                 for r in ratios(self.runs)
+            ],
+            "queue_overhead_ms_per_runner": [
+                {"runners": n, "concurrency": concurrency, "value": value}
+                for (n, concurrency), value in queue_overhead_ms(self.runs).items()
             ],
             **burst,
         }
@@ -184,15 +201,20 @@ class BenchReport:
             )
             for label in labels:
                 ratio_table.add_column(label, justify="right")
+            overhead = queue_overhead_ms(self.runs)
+            if overhead:
+                ratio_table.add_column("queue ms/runner", justify="right")
             for n, concurrency in sorted({(r.runners, r.concurrency) for r in found}):
                 values = {
                     r.label: f"{r.value:.2f}"
                     for r in found
                     if (r.runners, r.concurrency) == (n, concurrency)
                 }
-                ratio_table.add_row(
-                    str(n), str(concurrency), *(values.get(label, "-") for label in labels)
-                )
+                cells = [values.get(label, "-") for label in labels]
+                if overhead:
+                    value = overhead.get((n, concurrency))
+                    cells.append("-" if value is None else f"{value:.2f}")
+                ratio_table.add_row(str(n), str(concurrency), *cells)
             console.print(ratio_table)
         limited = [run for run in self.runs if run.secondary_limit_per_minute]
         if limited:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from provisioner.bench.report import BenchReport, BenchRun, Leaks, ratios
+from provisioner.bench.report import BenchReport, BenchRun, Leaks, queue_overhead_ms, ratios
 
 
 def run(
@@ -114,3 +114,21 @@ def test_plot_is_a_png(tmp_path: Path) -> None:
     )
     report.write_plot(tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_queue_overhead_per_runner_comes_only_from_runs_at_zero_latency() -> None:
+    at_zero = [
+        BenchRun(**{**run(mode, n, seconds).__dict__, "github_latency_ms": 0})
+        for mode, n, seconds in (("parallel", 100, 1.3), ("limit", 100, 0.9))
+    ]
+    at_300 = [run("parallel", 500, 16.0), run("limit", 500, 15.0)]
+    overhead = queue_overhead_ms(at_zero + at_300)
+    assert overhead.keys() == {(100, 10)}
+    assert abs(overhead[(100, 10)] - 4.0) < 1e-9
+
+    out = io.StringIO()
+    BenchReport("cmd", "m", at_zero).print_table(Console(file=out, width=200))
+    assert "queue ms/runner" in out.getvalue() and "4.00" in out.getvalue()
+    out = io.StringIO()
+    BenchReport("cmd", "m", at_300).print_table(Console(file=out, width=200))
+    assert "queue ms/runner" not in out.getvalue()
