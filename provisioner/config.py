@@ -38,9 +38,9 @@ class Settings(BaseSettings):
         "another in the reconciler (the ARC-like path).",
     )
     adaptive_concurrency: bool = Field(
-        False,
+        True,
         description="Lower the creation concurrency on throttling or timeouts and raise it "
-        "again while calls succeed, within --runner-creation-concurrency.",
+        "again while calls succeed, within --runner-creation-concurrency; off keeps it fixed.",
     )
 
     # Global rate limits, shared by every worker through Redis.

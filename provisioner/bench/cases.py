@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-MODES = ("sequential", "parallel", "limit")
+# In the order the ratios read: the baseline, the product with a fixed budget, the product,
+# the floor.
+MODES = ("sequential", "fixed", "parallel", "limit")
+DEFAULT_MODES = ["sequential", "parallel", "limit"]
 MAX_RUNNERS = 5000
 MAX_CONCURRENCY = 1000
 MAX_LATENCY_MS = 60_000.0
@@ -43,7 +46,6 @@ def modes(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"unknown mode {unknown[0]!r}; use one or more of {', '.join(MODES)}"
         )
-    # In the order the ratios read: the baseline, the product, the floor.
     return [mode for mode in MODES if mode in found]
 
 
@@ -56,6 +58,16 @@ def latency_ms(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be between 0 and {MAX_LATENCY_MS:g} ms, got {value:g}"
         )
+    return value
+
+
+def concurrent_requests(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of requests, got {text!r}") from None
+    if value < 1 or value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CONCURRENCY}, got {value}")
     return value
 
 

@@ -179,6 +179,7 @@ class BenchSession:
             **{
                 **self.base_settings.model_dump(),
                 "parallel_creation": mode != "sequential",
+                "adaptive_concurrency": mode != "fixed" and self.base_settings.adaptive_concurrency,
                 "runner_creation_concurrency": concurrency,
             }
         )
@@ -199,7 +200,7 @@ class BenchSession:
         settings = self.settings_for(mode, concurrency)
         if mode == "sequential":
             return ProcessSetup(reconciler=settings, workers=None)
-        if mode == "parallel":
+        if mode in ("parallel", "fixed"):
             return ProcessSetup(reconciler=settings, workers=settings)
         return ProcessSetup(reconciler=None, workers=None)
 

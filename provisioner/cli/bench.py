@@ -56,10 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--modes",
         type=cases.modes,
-        default=list(cases.MODES),
+        default=cases.DEFAULT_MODES,
         help="comma-separated modes: sequential (ARC-like, one at a time in the reconciler), "
-        "parallel (reconciler + Celery workers), limit (the same creations from a thread pool "
-        "in this process, no queue and no rate limits) (default: all three)",
+        "parallel (reconciler + Celery workers), fixed (parallel with "
+        "--no-adaptive-concurrency), limit (the same creations from a thread pool in this "
+        "process, no queue and no rate limits) (default: sequential,parallel,limit)",
     )
     parser.add_argument(
         "--github-latency-ms",
@@ -83,6 +84,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="turn on the simulator's secondary limit on generate-jitconfig at this many calls "
         "per minute, to compare throughput with it and with --github-requests-per-second",
+    )
+    parser.add_argument(
+        "--secondary-max-concurrent",
+        type=cases.concurrent_requests,
+        default=0,
+        help="turn on the simulator's secondary limit on concurrent requests per credential "
+        "at this many: above it GitHub answers 429 with retry-after 1 s (compare the fixed and "
+        "parallel modes with a --concurrency above it)",
     )
     parser.add_argument(
         "--jobs-burst",
@@ -194,6 +203,9 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
         if args.secondary_limit_per_minute:
             with SimulatorAdmin(pipeline.ghsim_url) as admin:
                 admin.configure(secondary_jitconfig_per_minute=args.secondary_limit_per_minute)
+        if args.secondary_max_concurrent:
+            with SimulatorAdmin(pipeline.ghsim_url) as admin:
+                admin.configure(secondary_max_concurrent=args.secondary_max_concurrent)
         console.print(
             f"pipeline up ({args.github_latency_ms:g} ms per GitHub call); "
             f"logs in {state_dir / 'logs'}; "

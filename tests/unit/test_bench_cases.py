@@ -14,6 +14,8 @@ from provisioner.bench.cases import (
     plan_cases,
     runner_counts,
 )
+from provisioner.bench.session import BenchSession
+from provisioner.config import Settings
 
 
 def test_runner_counts_are_sorted_and_deduplicated() -> None:
@@ -28,6 +30,7 @@ def test_bad_runner_counts_are_refused(text: str) -> None:
 
 def test_modes_keep_the_ratio_order_whatever_the_order_given() -> None:
     assert modes("limit,sequential") == ["sequential", "limit"]
+    assert modes("limit,parallel,fixed") == ["fixed", "parallel", "limit"]
 
 
 def test_unknown_mode_is_named() -> None:
@@ -64,3 +67,13 @@ def test_each_run_gets_its_own_scale_set_name() -> None:
     names = [case.scale_set_name for case in plan]
     assert len(set(names)) == len(names)
     assert "parallel-c50-n100" in names
+
+
+def test_the_fixed_mode_turns_adaptive_concurrency_off() -> None:
+    session = BenchSession(
+        None, "bench", Settings(), workers=2, github_latency_ms=300.0, timeout=60, grace=60
+    )  # type: ignore[arg-type]
+    assert session.settings_for("parallel", 20).adaptive_concurrency is True
+    assert session.settings_for("fixed", 20).adaptive_concurrency is False
+    assert session.settings_for("fixed", 20).runner_creation_concurrency == 20
+    assert session.setup_for("fixed", 20).workers is not None

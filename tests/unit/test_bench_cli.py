@@ -16,6 +16,7 @@ from provisioner.cli import main
         (["--github-latency-ms", "-1"], "--github-latency-ms"),
         (["--concurrency", "0"], "--concurrency"),
         (["--workers", "0"], "--workers"),
+        (["--secondary-max-concurrent", "0"], "--secondary-max-concurrent"),
         (["--json", "/no/such/dir/out.json"], "--json"),
     ],
 )

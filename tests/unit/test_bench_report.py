@@ -58,6 +58,12 @@ def test_ratios_at_each_concurrency_share_the_sequential_baseline() -> None:
     }
 
 
+def test_fixed_budget_runs_are_compared_with_parallel_at_the_same_concurrency() -> None:
+    runs = [run("fixed", 100, 12.0, concurrency=20), run("parallel", 100, 4.0, concurrency=20)]
+    found = {(r.concurrency, r.label): r.value for r in ratios(runs)}
+    assert found == {(20, "fixed/parallel"): 3.0}
+
+
 def test_secondary_limit_runs_get_their_own_table() -> None:
     limited = BenchRun(
         **{

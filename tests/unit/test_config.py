@@ -31,7 +31,8 @@ def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.runner_creation_concurrency == 10
     assert settings.runner_creation_timeout == 30.0
     assert settings.parallel_creation is True
-    assert settings.adaptive_concurrency is False
+    # On since the benchmark showed it helps under throttling (docs/performance.md).
+    assert settings.adaptive_concurrency is True
 
 
 def test_environment_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
