@@ -42,8 +42,14 @@ log = logging.getLogger(__name__)
 
 
 class RetryableFailure(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None, throttled: bool = False):
-        super().__init__(reason)
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        detail: str = "",
+    ):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.retry_after = retry_after
         self.throttled = throttled
@@ -179,11 +185,11 @@ class RunnerCreator:
                         log.warning(
                             "runner %s: %s, and the next attempt would pass the %ss timeout",
                             entry.name,
-                            reason,
+                            exc,
                             self.settings.runner_creation_timeout,
                         )
                         break
-                    log.info("runner %s: %s; retrying in %.2fs", entry.name, reason, delay)
+                    log.info("runner %s: %s; retrying in %.2fs", entry.name, exc, delay)
                     time.sleep(delay)
             self._roll_back(scale_set, entry.name)
             ctx.complete(entry)
@@ -320,11 +326,11 @@ class _GitHubCall:
             raise RetryableFailure(
                 outcome.REASON_RATE_LIMITED, exc.retry_after, throttled=True
             ) from None
-        except GitHubUnavailable:
+        except GitHubUnavailable as exc:
             ctx.on_timeout()
-            raise RetryableFailure(outcome.REASON_GITHUB_UNAVAILABLE) from None
-        except ServerError:
-            raise RetryableFailure(outcome.REASON_GITHUB_ERROR) from None
+            raise RetryableFailure(outcome.REASON_GITHUB_UNAVAILABLE, detail=str(exc)) from None
+        except ServerError as exc:
+            raise RetryableFailure(outcome.REASON_GITHUB_ERROR, detail=str(exc)) from None
         except CircuitOpen as exc:
             raise RetryableFailure(
                 outcome.REASON_CIRCUIT_OPEN, getattr(exc, "retry_after", None)

@@ -131,11 +131,17 @@ class RedisConcurrencyBudget:
 
     def set_limit(self, limit: int) -> None:
         """Change the limit for every process, never above the one each was built with.
-        Holders beyond a lowered limit keep their slots; new ones wait."""
+        Holders beyond a lowered limit keep their slots; new ones wait. Back at its own
+        limit, a process removes the override rather than pinning it there: processes
+        started later with a larger limit (a raised --runner-creation-concurrency) must not
+        inherit an old, smaller one."""
         if limit < 1:
             raise ValueError(f"limit of budget {self.key} must be at least 1, got {limit}")
         self.limit = min(limit, self.configured_limit)
-        self.redis.set(self._limit_key, self.limit, ex=LIMIT_OVERRIDE_SECONDS)
+        if self.limit == self.configured_limit:
+            self.redis.delete(self._limit_key)
+        else:
+            self.redis.set(self._limit_key, self.limit, ex=LIMIT_OVERRIDE_SECONDS)
 
     def close(self) -> None:
         """Stop renewing leases (the process is done with the budget)."""

@@ -226,6 +226,18 @@ def test_a_lowered_limit_holds_for_every_process_but_never_rises_above_theirs(re
     theirs.close()
 
 
+def test_a_limit_raised_back_does_not_cap_processes_configured_higher(redis_url):
+    old = RedisConcurrencyBudget(redis.Redis.from_url(redis_url), "budget:raised", 2)
+    old.set_limit(1)
+    old.set_limit(2)
+    # Started after a configuration change, with room for four.
+    new = RedisConcurrencyBudget(redis.Redis.from_url(redis_url), "budget:raised", 4)
+    with new.slot(timeout=1), new.slot(timeout=1), new.slot(timeout=1), new.slot(timeout=1):
+        assert new.in_use() == 4
+    old.close()
+    new.close()
+
+
 def test_a_killed_holders_slot_comes_back_after_its_lease(redis_url, client):
     lease = 1.0
     holder = _python(SLOT_HOLDER, redis_url, "budget:lease", lease)
