@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"provisioner.cli.{name}").register(subparsers)
     return parser
+
+
+def unwind_on_sigterm() -> None:
+    """For commands that start servers (demo, bench): SIGTERM (`kill`, `timeout`, a cancelled
+    CI job) unwinds the command like Ctrl-C does, so its ``finally`` stops what it started.
+    Exit status 143, as for a process killed by SIGTERM."""
+
+    def exit_143(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_143)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -153,12 +153,13 @@ def machine_description() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from provisioner.cli import CommandError
+    from provisioner.cli import CommandError, unwind_on_sigterm
     from provisioner.devenv.binaries import BinariesUnavailable
     from provisioner.devenv.procs import ProcessFailed
     from provisioner.devenv.redis_server import RedisUnavailable
 
     _check(args)
+    unwind_on_sigterm()
     settings = settings_from_args(args)
     try:
         if args.state_dir is not None:

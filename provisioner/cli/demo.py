@@ -48,11 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from provisioner.cli import CommandError
+    from provisioner.cli import CommandError, unwind_on_sigterm
     from provisioner.devenv.binaries import BinariesUnavailable
     from provisioner.devenv.procs import ProcessFailed
     from provisioner.devenv.redis_server import RedisUnavailable
 
+    unwind_on_sigterm()
     settings = settings_from_args(args)
     console = Console()
     try:
