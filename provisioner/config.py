@@ -7,14 +7,21 @@ Every field is an environment variable (``PROVISIONER_<NAME>``) and a CLI flag
 from __future__ import annotations
 
 import os
-from typing import Literal
+import re
+from typing import Any, Literal
+from urllib.parse import SplitResult, quote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PROVISIONER_"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# A Kubernetes namespace name: an RFC 1123 (DNS-1123) label.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# Settings given through the environment only: a flag's value shows in the process list.
+ENVIRONMENT_ONLY = frozenset({"redis_password"})
 
 
 class Settings(BaseSettings):
@@ -57,20 +64,25 @@ class Settings(BaseSettings):
         200, ge=1, le=100_000, description="Kubernetes writes allowed at once above the rate."
     )
 
-    # Retries.
-    create_max_attempts: int = Field(
-        5, ge=1, le=100, description="Attempts per runner before it is rolled back."
-    )
+    # Retries: a creation is retried until its --runner-creation-timeout, not a number of
+    # times, so an outage of a few seconds is ridden out whatever its count of refusals.
     retry_backoff_base: float = Field(
         0.5, gt=0, le=600, description="Seconds of the first retry's backoff ceiling."
     )
     retry_backoff_max: float = Field(
-        30.0, gt=0, le=3600, description="Largest backoff between two attempts, in seconds."
+        5.0, gt=0, le=3600, description="Largest backoff between two attempts, in seconds."
     )
 
     # Where things are.
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Redis for queue, ledger, limits."
+        "redis://127.0.0.1:6379/0",
+        description="Redis for queue, ledger, limits: redis://HOST:PORT/DB, or rediss:// for "
+        "TLS (add ?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem to verify the server).",
+    )
+    redis_password: SecretStr | None = Field(
+        None,
+        description="Password for Redis (AUTH), used by every connection and by the Celery "
+        "broker and result backend; replaces one in the URL. Environment variable only.",
     )
     kubeconfig: str | None = Field(
         None, description="Kubeconfig file; unset uses in-cluster config, then ~/.kube/config."
@@ -84,6 +96,12 @@ class Settings(BaseSettings):
     )
     github_request_timeout: float = Field(
         10.0, gt=0, le=600, description="Seconds one GitHub HTTP request may take."
+    )
+    github_allowed_hosts: str = Field(
+        "",
+        description="GitHub Enterprise Server hosts (HOST or HOST:PORT, comma-separated) that "
+        "scale sets may point at; github.com is always allowed. A scale set pointing elsewhere "
+        "is Degraded and its credentials are never sent.",
     )
 
     # Operations.
@@ -99,9 +117,60 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: str) -> str:
+    def _redis_url(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        parts = urlsplit(value)
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise ValueError(
+                    "a unix:// URL needs the socket's path, e.g. unix:///run/redis.sock"
+                )
+            return value
+        try:
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        if not parts.hostname:
+            raise ValueError("no host: expected redis://HOST:PORT/DB")
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(f"the database after the host must be a number, not {database!r}")
+        return value
+
+    @field_validator("redis_password")
+    @classmethod
+    def _password_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("is empty: unset it for a Redis without a password")
+        return value
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _readable_kubeconfig(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            with open(value, encoding="utf-8") as file:
+                content = yaml.safe_load(file)
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror}") from None
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise ValueError(f"{value} is not a kubeconfig (not YAML)") from None
+        if not isinstance(content, dict) or not content.get("clusters"):
+            raise ValueError(f"{value} is not a kubeconfig (no clusters)")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+            raise ValueError(
+                "a namespace name is a DNS-1123 label: at most 63 lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit"
+            )
         return value
 
     @field_validator("github_api_url")
@@ -110,6 +179,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("github_allowed_hosts")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        for host in (h.strip() for h in value.split(",")):
+            if host and not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
+                raise ValueError(f"{host!r} is not a HOST or HOST:PORT (no scheme, no path)")
+        return value
+
+    @property
+    def allowed_github_hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.github_allowed_hosts.split(",") if h.strip())
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> Settings:
@@ -120,14 +201,35 @@ class Settings(BaseSettings):
             )
         return self
 
-    def to_env(self) -> dict[str, str]:
-        """The settings as environment variables, so child processes see the same values."""
+    def redis_connection_url(self) -> str:
+        """The URL every Redis client and the Celery broker and backend connect with: the
+        Redis URL with the password in it. It holds a secret: never log or print it."""
+        if self.redis_password is None:
+            return self.redis_url
+        parts = urlsplit(self.redis_url)
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        password = quote(self.redis_password.get_secret_value(), safe="")
+        return SplitResult(
+            parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, parts.fragment
+        ).geturl()
+
+    def to_env(self, reveal_secrets: bool = True) -> dict[str, str]:
+        """The settings as environment variables, so child processes see the same values;
+        ``reveal_secrets=False`` masks secrets, for showing the settings to a person."""
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if value is None:
                 continue
             key = ENV_PREFIX + name.upper()
-            env[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            if isinstance(value, SecretStr):
+                env[key] = value.get_secret_value() if reveal_secrets else "(set, hidden)"
+            elif name == "redis_url" and not reveal_secrets:
+                env[key] = redact_url(value)
+            elif isinstance(value, bool):
+                env[key] = "true" if value else "false"
+            else:
+                env[key] = str(value)
         return env
 
 
@@ -155,7 +257,8 @@ def accepted_values(field: str) -> str:
     args = getattr(annotation, "__args__", ())
     if args and all(isinstance(a, str) for a in args):
         return "one of " + ", ".join(args)
-    kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(annotation, "")
+    kinds: dict[object, str] = {int: "a whole number", float: "a number", bool: "true or false"}
+    kind = kinds.get(annotation, "")
     return " ".join(filter(None, [kind, " and ".join(bounds)])) or "a valid value"
 
 
@@ -166,16 +269,33 @@ def describe_error(error: ValidationError) -> str:
     field = loc[0] if loc and loc[0] in Settings.model_fields else None
     if field is None:
         return f"invalid settings: {first['msg'].removeprefix('Value error, ')}"
-    given = first.get("input")
     if first["type"] == "value_error":
         # Our own validators say what they accept in their message.
         expected = first["msg"].removeprefix("Value error, ")
     else:
         expected = f"expected {accepted_values(field)}"
+    if field in ENVIRONMENT_ONLY:
+        # A secret: its value is never repeated.
+        return f"invalid {env_name(field)}: {expected}"
+    given = first.get("input")
+    if field == "redis_url" and isinstance(given, str):
+        given = redact_url(given)
     return f"invalid value {given!r} for {flag_name(field)} ({env_name(field)}): {expected}"
 
 
-def load_settings(overrides: dict[str, object] | None = None) -> Settings:
+def redact_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``, fit to show or log."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return SplitResult(
+        parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment
+    ).geturl()
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Environment first, then ``overrides`` (CLI flags) on top; SettingsError on a bad value."""
     try:
         return Settings(**(overrides or {}))

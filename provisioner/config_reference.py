@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic.fields import FieldInfo
 
-from provisioner.config import Settings, accepted_values, env_name, flag_name
+from provisioner.config import ENVIRONMENT_ONLY, Settings, accepted_values, env_name, flag_name
 
 REGENERATE_COMMAND = "provisioner config --reference > docs/configuration.md"
 
@@ -18,9 +18,12 @@ _HEADER = f"""# Configuration reference
 Every process (reconciler, worker, ghsim, flower, and the CLI commands) reads the same
 settings. Each one is a command-line flag and a `PROVISIONER_*` environment variable; a flag
 wins over the variable, and the variable over the default. Boolean flags come in pairs
-(`--x` / `--no-x`); their variables take `true` or `false`. A value outside what a setting
-accepts stops the process at start with one line naming the flag and the variable.
-`provisioner config [FLAGS]` prints what a process would run with.
+(`--x` / `--no-x`); their variables take `true` or `false`. Secrets (the Redis password) are
+environment variables only, so they never show in the process list, and `provisioner config`
+prints them hidden. A value a setting does not accept (a kubeconfig that cannot be read, a
+Redis URL that does not parse, a namespace name that is not a DNS-1123 label, a number out of
+bounds) stops the process at start with one line naming the flag and the variable, exit
+status 2. `provisioner config [FLAGS]` prints what a process would run with.
 
 In Kubernetes, set them as environment variables on the Deployments (see
 `k8s/base/config.yaml`); in Docker Compose, in `compose.yaml`'s `x-provisioner-env` block.
@@ -31,6 +34,8 @@ In Kubernetes, set them as environment variables on the Deployments (see
 
 
 def _flag(field: str, info: FieldInfo) -> str:
+    if field in ENVIRONMENT_ONLY:
+        return "(none: environment only)"
     flag = flag_name(field)
     if info.annotation is bool:
         return f"`{flag}` / `--no-{flag.removeprefix('--')}`"

@@ -5,7 +5,9 @@ broken credential (creations that always fail) does not loop forever."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -31,12 +33,14 @@ def failure_backoff(failure_times: list[float], now: float, policy: BudgetPolicy
     over = len(recent) - policy.budget
     if over < 0:
         return 0.0
-    wait_until = recent[-1] + min(policy.cap, policy.base * 2**over)
+    wait_until: float = recent[-1] + min(policy.cap, policy.base * 2**over)
     return max(0.0, wait_until - now)
 
 
 class FailureBudget:
-    def __init__(self, client: redis.Redis, policy: BudgetPolicy, clock=time.time):
+    def __init__(
+        self, client: redis.Redis, policy: BudgetPolicy, clock: Callable[[], float] = time.time
+    ) -> None:
         self.redis = client
         self.policy = policy
         self.clock = clock
@@ -53,10 +57,17 @@ class FailureBudget:
         pipe.expire(key, int(self.policy.window) + 60)
         pipe.execute()
 
+    def forget(self, scale_set: str) -> None:
+        self.redis.delete(self._key(scale_set))
+
     def _recent(self, scale_set: str) -> list[tuple[str, float]]:
         now = self.clock()
-        entries = self.redis.zrangebyscore(
-            self._key(scale_set), now - self.policy.window, "+inf", withscores=True
+        # redis-py types every reply as "maybe awaitable"; this client is the synchronous one.
+        entries = cast(
+            list[tuple[bytes | str, float]],
+            self.redis.zrangebyscore(
+                self._key(scale_set), now - self.policy.window, "+inf", withscores=True
+            ),
         )
         return [(m.decode() if isinstance(m, bytes) else m, s) for m, s in entries]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -30,12 +30,14 @@ return 0
 @dataclass(frozen=True)
 class LedgerEntry:
     """One planned runner. ``scale_set`` is ScaleSet.key ("namespace/name"); ``deadline`` is
-    epoch seconds after which the runner counts as lost."""
+    epoch seconds after which the runner counts as lost; ``owner_uid`` is the uid of the
+    RunnerScaleSet that planned it (a new resource of the same name is not its owner)."""
 
     scale_set: str
     name: str
     batch_id: str
     deadline: float
+    owner_uid: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +50,7 @@ class LedgerEntry:
                 name=str(data["name"]),
                 batch_id=str(data["batch_id"]),
                 deadline=float(data["deadline"]),
+                owner_uid=str(data.get("owner_uid") or ""),
             )
         except KeyError as exc:
             raise ValueError(f"ledger entry has no {exc.args[0]}: {data!r}") from None
@@ -85,13 +88,24 @@ class Ledger:
     def is_in_flight(self, scale_set: str, name: str, now: float) -> bool:
         """Whether ``name`` is planned and not past its deadline: one field read, so a
         creation's check costs the same in a batch of 10 as in one of 1000."""
-        raw = self.redis.hget(_ledger_key(scale_set), name)
+        raw = cast(bytes | None, self.redis.hget(_ledger_key(scale_set), name))
         return raw is not None and LedgerEntry.from_dict(json.loads(raw)).deadline > now
+
+    def entries(self, scale_set: str) -> list[LedgerEntry]:
+        """Every entry of the scale set, whatever its deadline."""
+        return self._entries(scale_set)
+
+    def forget_scale_set(self, scale_set: str) -> None:
+        """Drops the whole ledger of a scale set that is gone."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(_ledger_key(scale_set))
+        pipe.srem(SCALE_SETS_KEY, scale_set)
+        pipe.execute()
 
     def expired(self, now: float) -> list[LedgerEntry]:
         """Entries past their deadline at ``now``, in every scale set."""
         found: list[LedgerEntry] = []
-        for raw in sorted(self.redis.smembers(SCALE_SETS_KEY)):
+        for raw in sorted(cast(set[bytes | str], self.redis.smembers(SCALE_SETS_KEY))):
             scale_set = raw.decode() if isinstance(raw, bytes) else raw
             entries = self._entries(scale_set)
             if not entries:
@@ -112,7 +126,7 @@ class Ledger:
         pipe.execute()
 
     def _entries(self, scale_set: str) -> list[LedgerEntry]:
-        raw = self.redis.hgetall(_ledger_key(scale_set))
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(_ledger_key(scale_set)))
         return sorted(
             (LedgerEntry.from_dict(json.loads(value)) for value in raw.values()),
             key=lambda e: (e.deadline, e.name),
@@ -149,7 +163,7 @@ class BatchProgress:
         batch is unknown."""
         raw = {
             (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in self.redis.hgetall(BATCH_PREFIX + batch_id).items()
+            for k, v in cast(dict, self.redis.hgetall(BATCH_PREFIX + batch_id)).items()
         }
         if not raw:
             return None

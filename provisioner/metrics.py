@@ -4,6 +4,8 @@ that made it."""
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RUNNER_CREATION_SECONDS = Histogram(
@@ -60,3 +62,42 @@ GARBAGE_COLLECTED = Counter(
     "Leftovers removed by garbage collection, by kind (registration, secret, pod, ledger).",
     ["kind"],
 )
+
+# Every metric with a scale_set label: its series go when the scale set does.
+_PER_SCALE_SET = (
+    RUNNER_CREATION_SECONDS,
+    RUNNER_CREATIONS,
+    RUNNERS_IN_FLIGHT,
+    SCALE_SET_DESIRED,
+    SCALE_SET_CURRENT,
+    SCALE_SET_BUSY_DRAINING,
+    BATCHES,
+    RUNNERS_REMOVED,
+)
+
+
+def scale_sets_reported() -> set[str]:
+    """The scale sets (namespace/name) this process has series of."""
+    return {
+        sample.labels["scale_set"]
+        for metric in _PER_SCALE_SET
+        for family in metric.collect()
+        for sample in family.samples
+        if "scale_set" in sample.labels
+    }
+
+
+def forget_scale_set(scale_set: str) -> None:
+    """Removes every series of ``scale_set`` (namespace/name), so a process that outlives many
+    scale sets does not keep reporting the deleted ones."""
+    for metric in _PER_SCALE_SET:
+        names = metric._labelnames
+        series = {
+            tuple(sample.labels[n] for n in names)
+            for family in metric.collect()
+            for sample in family.samples
+            if sample.labels.get("scale_set") == scale_set
+        }
+        for values in series:
+            with contextlib.suppress(KeyError):
+                metric.remove(*values)

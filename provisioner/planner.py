@@ -3,13 +3,8 @@ GitHub registrations, the ledger) and acts on the answer."""
 
 from __future__ import annotations
 
-import random
-import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-NAME_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
-NAME_SUFFIX_LENGTH = 5
 
 
 @dataclass(frozen=True)
@@ -62,16 +57,35 @@ def plan_scale_down(desired: int, runners: Sequence[RunnerView]) -> ScaleDownPla
     return ScaleDownPlan(remove=remove, draining=excess - len(remove))
 
 
-def runner_names(prefix: str, count: int, rng: random.Random) -> list[str]:
-    """``count`` distinct names ``<prefix>-<5 of [a-z0-9]>``; the same rng state gives the
-    same names."""
-    if count < 0:
-        raise ValueError(f"count must be 0 or more, got {count}")
-    names: list[str] = []
-    seen: set[str] = set()
-    while len(names) < count:
-        name = f"{prefix}-{''.join(rng.choices(NAME_SUFFIX_ALPHABET, k=NAME_SUFFIX_LENGTH))}"
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
-    return names
+def plan_cancellations(planned: Mapping[str, float], live: int, desired: int) -> list[str]:
+    """Which planned runners (name -> planning deadline) to take back when live and planned
+    together exceed ``desired``: the newest plans first, since they are the least likely to
+    be under way. Taken back before any live runner is removed."""
+    excess = live + len(planned) - max(0, desired)
+    if excess <= 0:
+        return []
+    newest_first = sorted(planned, key=lambda name: (-planned[name], name))
+    return newest_first[:excess]
+
+
+def plan_creations(missing: int, failing: bool) -> int:
+    """How many of ``missing`` runners to create now. While the scale set's own creations keep
+    failing (its failure budget is spent and its backoff has run out), one runner probes
+    whether the cause is fixed: a broken spec or credential costs a call per backoff, not a
+    whole batch of them."""
+    return min(missing, 1) if failing else missing
+
+
+# GitHub calls a runner costs its credential at the least: generate-jitconfig to create it,
+# a delete (or the lookup confirming it left) to remove it.
+CALLS_PER_RUNNER = 2
+
+
+def plan_within_budget(missing: int, remaining: int | None, reserve: int, in_flight: int) -> int:
+    """How many of ``missing`` runners the credential's remaining primary budget can create
+    and later remove. ``reserve`` calls stay for removals of runners that exist already;
+    creations ``in_flight`` will each spend a call of it. Unknown budget: no cap."""
+    if remaining is None:
+        return missing
+    spendable = remaining - reserve - in_flight
+    return max(0, min(missing, spendable // CALLS_PER_RUNNER))

@@ -9,7 +9,7 @@ import threading
 import time
 
 from provisioner.config import Settings
-from provisioner.health import Heartbeat, OpsServer
+from provisioner.health import Heartbeat, OpsServer, ReadinessCheck
 
 _running: dict[int, float] = {}
 _lock = threading.Lock()
@@ -48,8 +48,8 @@ def start_ops_server(settings: Settings) -> OpsServer:
     ).start()
 
 
-def _redis_ping(settings: Settings):
+def _redis_ping(settings: Settings) -> ReadinessCheck:
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+    client = redis.Redis.from_url(settings.redis_connection_url(), socket_timeout=2)
     return client.ping

@@ -1,24 +1,40 @@
 """The Celery tasks: one ``create_runner`` per missing runner, grouped in a chord whose
-callback ``summarize_batch`` reports the batch."""
+callback ``summarize_batch`` reports the batch. Shared tasks: they bind to the app the worker
+builds (workers.app.worker_app)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from typing import Any
+
+from celery import Task, shared_task
 
 from provisioner.config import load_settings
+from provisioner.creation import outcome
+from provisioner.creation.creator import RunnerCreator
+from provisioner.creation.outcome import (
+    CREATED,
+    FAILED,
+    CreationResult,
+    progress_milestone,
+    summarize,
+)
+from provisioner.creation.report import report_batch
 from provisioner.ledger import BatchProgress, LedgerEntry
+from provisioner.runtime import Runtime
+from provisioner.runtime.queue import CREATE_RUNNER, SUMMARIZE_BATCH
 from workers import liveness
-from workers.app import app
-from workers.context import WorkerContext
-from workers.creation import RunnerCreator
-from workers.outcome import CREATED, FAILED, CreationResult, progress_milestone, summarize
-from workers.report import report_batch
 
 log = logging.getLogger(__name__)
 
-_context_lock = threading.Lock()
+# A batch report is retried through an API server outage, with backoff up to a minute, for
+# about half an hour before it is given up.
+REPORT_RETRIES = 40
+REPORT_BACKOFF_MAX_SECONDS = 60
+
+_creator_lock = threading.Lock()
 _creator: RunnerCreator | None = None
 
 
@@ -27,41 +43,61 @@ def process_creator() -> RunnerCreator:
     and shared by every task thread."""
     global _creator
     if _creator is None:
-        with _context_lock:
+        with _creator_lock:
             if _creator is None:
-                _creator = RunnerCreator(WorkerContext(load_settings()))
+                _creator = RunnerCreator(Runtime(load_settings()))
     return _creator
 
 
-@app.task(name="provisioner.create_runner")
-def create_runner(entry: dict, generation: int | None = None) -> dict:
+@shared_task(name=CREATE_RUNNER)
+def create_runner(entry: dict[str, Any], generation: int | None = None) -> dict[str, Any]:
     """Create one runner. Never raises: a failure is a result, so the chord's callback runs
     and sees the whole batch."""
-    creator = process_creator()
-    ledger_entry = LedgerEntry.from_dict(entry)
     liveness.task_started()
     try:
+        result = _create(entry, generation)
+    finally:
+        liveness.task_finished()
+    return result.to_dict()
+
+
+def _create(entry: dict[str, Any], generation: int | None) -> CreationResult:
+    try:
+        ledger_entry = LedgerEntry.from_dict(entry)
+    except ValueError as exc:
+        log.error("create_runner got a task it cannot read: %s", exc)
+        return CreationResult(
+            name=str(entry.get("name", "")),
+            scale_set=str(entry.get("scale_set", "")),
+            batch_id=str(entry.get("batch_id", "")),
+            outcome=FAILED,
+            reason=outcome.REASON_INTERNAL,
+            detail=str(exc),
+        )
+    creator: RunnerCreator | None = None
+    try:
+        creator = process_creator()
         result = creator.create(ledger_entry, generation)
-    except Exception as exc:  # a bug or an outage we did not classify: report, do not lose
+    except Exception as exc:  # a bug or an outage nothing classified: report, do not lose
         log.exception("runner %s: creation crashed", ledger_entry.name)
-        # Planned anew at once rather than at the entry's deadline; whatever part of this
-        # runner exists is an orphan that garbage collection removes.
-        creator.context.complete(ledger_entry)
-        result = CreationResult(
+        if creator is not None:
+            # Planned anew at once rather than at the entry's deadline; whatever part of this
+            # runner exists is an orphan that garbage collection removes.
+            creator.runtime.complete(ledger_entry)
+        return CreationResult(
             name=ledger_entry.name,
             scale_set=ledger_entry.scale_set,
             batch_id=ledger_entry.batch_id,
             outcome=FAILED,
-            reason=f"internal error: {type(exc).__name__}",
+            reason=outcome.REASON_INTERNAL,
+            detail=f"{type(exc).__name__}: {exc}",
         )
-    finally:
-        liveness.task_finished()
     _log_progress(creator, result)
-    return result.to_dict()
+    return result
 
 
 def _log_progress(creator: RunnerCreator, result: CreationResult) -> None:
-    progress = BatchProgress(creator.context.redis)
+    progress = BatchProgress(creator.runtime.redis)
     try:
         done, total = progress.record_outcome(result.batch_id, result.outcome)
         if not progress_milestone(done, total):
@@ -80,8 +116,17 @@ def _log_progress(creator: RunnerCreator, result: CreationResult) -> None:
     )
 
 
-@app.task(name="provisioner.summarize_batch")
-def summarize_batch(results: list[dict], batch: dict) -> dict:
+@shared_task(
+    name=SUMMARIZE_BATCH,
+    bind=True,
+    # Whatever stops the report (the API server away, status writes racing past the
+    # optimistic-concurrency retries) is retried: a lost report leaves ScalingUp=True.
+    autoretry_for=(Exception,),
+    max_retries=REPORT_RETRIES,
+    retry_backoff=True,
+    retry_backoff_max=REPORT_BACKOFF_MAX_SECONDS,
+)
+def summarize_batch(self: Task, results: list[dict[str, Any]], batch: dict[str, Any]) -> dict:
     creator = process_creator()
     summary = summarize(
         [CreationResult.from_dict(r) for r in results],
@@ -89,5 +134,5 @@ def summarize_batch(results: list[dict], batch: dict) -> dict:
         batch["batch_id"],
         time.time() - float(batch["started_at"]),
     )
-    report_batch(creator.context.api, summary)
+    report_batch(creator.runtime.api, summary)
     return {"batch_id": summary.batch_id, "created": summary.created, "failed": summary.failed}

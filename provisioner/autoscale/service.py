@@ -94,9 +94,11 @@ class Autoscaler:
     # Replicas.
 
     def sync(self) -> None:
-        """Bring spec.replicas of every scale set in line with demand."""
+        """Bring spec.replicas of every scale set in line with demand, without the jobs that
+        expired with no news of them."""
         with self._sync_lock:
             for target in self.targets.list(fresh=True):
+                self.store.forget_expired(target.key)
                 self._sync_one(target)
 
     def _sync_soon(self, key: str) -> None:

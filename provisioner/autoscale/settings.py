@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,10 @@ ENV_PREFIX = "PROVISIONER_WEBHOOK_"
 # Flags that differ from the field name: the secret file keeps the webhook prefix so it reads
 # as what it is next to the shared flags.
 FLAGS = {"secret_file": "--webhook-secret-file"}
+# Anyone who can reach the receiver can forge jobs with a guessable secret, so the values that
+# example manifests and docs carry, and short ones, are refused rather than served.
+MIN_SECRET_LENGTH = 16
+PLACEHOLDER_MARKERS = ("replace-with", "change-me", "changeme", "placeholder", "your-secret")
 
 
 class WebhookSettings(BaseSettings):
@@ -45,6 +50,13 @@ class WebhookSettings(BaseSettings):
         le=30 * 86_400,
         description="Seconds a delivery id is remembered, so a redelivery counts once.",
     )
+    job_ttl: int = Field(
+        86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds a queued or running job counts without news of it (an event or "
+        "a poll listing it); then its completion is taken as lost.",
+    )
     scale_down_delay: float = Field(
         60.0,
         ge=0,
@@ -72,20 +84,36 @@ class WebhookSettings(BaseSettings):
                 ) from None
             if not text:
                 raise SettingsError(f"--webhook-secret-file: {self.secret_file} is empty")
-            return text.encode()
+            return _usable_secret(text, f"--webhook-secret-file ({self.secret_file})")
         if self.secret is not None and self.secret.get_secret_value().strip():
-            return self.secret.get_secret_value().strip().encode()
+            return _usable_secret(self.secret.get_secret_value().strip(), f"{ENV_PREFIX}SECRET")
         raise SettingsError(
             "no webhook secret: set PROVISIONER_WEBHOOK_SECRET or --webhook-secret-file to the "
             "secret configured on GitHub's webhook"
         )
 
 
+def _usable_secret(secret: str, setting: str) -> bytes:
+    """``secret`` as bytes, unless anyone could guess it; the message never repeats it."""
+    lowered = secret.lower()
+    if any(marker in lowered for marker in PLACEHOLDER_MARKERS):
+        raise SettingsError(
+            f"{setting} is a placeholder, not a secret: generate one (e.g. openssl rand -hex 32) "
+            "and set the same on GitHub's webhook"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"{setting} is shorter than {MIN_SECRET_LENGTH} characters: generate one "
+            "(e.g. openssl rand -hex 32) and set the same on GitHub's webhook"
+        )
+    return secret.encode()
+
+
 def flag_of(field: str) -> str:
     return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
-def load_webhook_settings(overrides: dict[str, object]) -> WebhookSettings:
+def load_webhook_settings(overrides: dict[str, Any]) -> WebhookSettings:
     try:
         return WebhookSettings(**overrides)
     except ValidationError as exc:

@@ -8,12 +8,14 @@ import hmac
 PREFIX = "sha256="
 
 
-def sign(secret: bytes, body: bytes) -> str:
+def sign(secret: bytes, body: bytes | bytearray | memoryview) -> str:
     """The X-Hub-Signature-256 value GitHub sends for ``body``."""
     return PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+def verify_signature(
+    secret: bytes, body: bytes | bytearray | memoryview, header: str | None
+) -> bool:
     """True only when ``header`` is the signature of ``body`` under ``secret``.
 
     The comparison is constant-time so an attacker cannot learn the signature byte by byte.

@@ -5,11 +5,18 @@ redelivered webhook counts once, and moves the job forward only (the rule of
 ``demand.advances``). Keys: ``job:<id>`` (hash: status, scale_set, repository, first_seen,
 updated_at), ``active:<set>``, ``queued:<set>``, ``repo:<owner/repo>`` (sets of job ids),
 ``delivery:<id>`` and ``lower-since:<set>``.
+
+A job that never sees its completion (a lost webhook that polling cannot see either) must not
+count, nor take memory, for ever: its hash expires ``job_ttl_s`` after the last news of it (an
+event, even a stale one, or a poll listing it), and so does each index it is in, from the last
+news of any of its jobs. Members whose hash has expired leave the scale-set indexes in
+``forget_expired`` and the repository index when it is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -22,7 +29,7 @@ local ranks = {queued = 0, in_progress = 1, completed = 2}
 local p = ARGV[1]
 local status, scale_set, repository = ARGV[2], ARGV[3], ARGV[4]
 local job_id, now, delivery = ARGV[5], ARGV[6], ARGV[7]
-local delivery_ttl, completed_ttl = ARGV[8], ARGV[9]
+local delivery_ttl, completed_ttl, job_ttl = ARGV[8], ARGV[9], ARGV[10]
 if delivery ~= '' then
   if not redis.call('SET', p .. 'delivery:' .. delivery, '1', 'NX', 'EX', delivery_ttl) then
     return {'duplicate', '', ''}
@@ -30,17 +37,26 @@ if delivery ~= '' then
 end
 local job = p .. 'job:' .. job_id
 local current = redis.call('HGET', job, 'status')
-if current and ranks[status] <= ranks[current] then
-  return {'stale', '', ''}
-end
 -- A job stays with the scale set and repository it was first seen with.
 local owner = redis.call('HGET', job, 'scale_set') or scale_set
 local repo = redis.call('HGET', job, 'repository') or repository
+local active, queued = p .. 'active:' .. owner, p .. 'queued:' .. owner
+local by_repo = p .. 'repo:' .. repo
+local function keep_alive()
+  for _, key in ipairs({job, active, queued, by_repo}) do
+    redis.call('EXPIRE', key, job_ttl)
+  end
+end
+if current and ranks[status] <= ranks[current] then
+  -- News of a job still running keeps it (a poll listing it again, a late event).
+  if current ~= 'completed' then
+    keep_alive()
+  end
+  return {'stale', '', ''}
+end
 local first_seen = redis.call('HGET', job, 'first_seen') or now
 redis.call('HSET', job, 'status', status, 'scale_set', owner, 'repository', repo,
   'first_seen', first_seen, 'updated_at', now)
-local active, queued = p .. 'active:' .. owner, p .. 'queued:' .. owner
-local by_repo = p .. 'repo:' .. repo
 if status == 'completed' then
   redis.call('SREM', active, job_id)
   redis.call('SREM', queued, job_id)
@@ -55,8 +71,21 @@ else
   else
     redis.call('SREM', queued, job_id)
   end
+  keep_alive()
 end
 return {'applied', first_seen, owner}
+"""
+
+# Drops from each index in KEYS the members whose job hash has expired.
+_FORGET_EXPIRED = """
+local p = ARGV[1]
+for _, index in ipairs(KEYS) do
+  for _, job_id in ipairs(redis.call('SMEMBERS', index)) do
+    if redis.call('EXISTS', p .. 'job:' .. job_id) == 0 then
+      redis.call('SREM', index, job_id)
+    end
+  end
+end
 """
 
 
@@ -73,11 +102,14 @@ class DemandStore:
         client: redis.Redis,
         delivery_ttl_s: int = 3 * 86_400,
         completed_ttl_s: int = 3 * 86_400,
+        job_ttl_s: int = 86_400,
     ) -> None:
         self.redis = client
         self.delivery_ttl_s = delivery_ttl_s
         self.completed_ttl_s = completed_ttl_s
+        self.job_ttl_s = job_ttl_s
         self._apply = client.register_script(_APPLY)
+        self._forget_expired = client.register_script(_FORGET_EXPIRED)
 
     def apply(
         self,
@@ -99,29 +131,38 @@ class DemandStore:
                 delivery or "",
                 self.delivery_ttl_s,
                 self.completed_ttl_s,
+                self.job_ttl_s,
             ]
         )
         return Applied(_text(outcome), float(first_seen) if first_seen else None, _text(owner))
 
+    def forget_expired(self, scale_set: str) -> None:
+        """Stop counting the jobs of ``scale_set`` that expired without news."""
+        keys = [f"{PREFIX}active:{scale_set}", f"{PREFIX}queued:{scale_set}"]
+        self._forget_expired(keys=keys, args=[PREFIX])
+
     def active(self, scale_set: str) -> int:
-        return int(self.redis.scard(f"{PREFIX}active:{scale_set}"))
+        return int(cast(int, self.redis.scard(f"{PREFIX}active:{scale_set}")))
 
     def queued(self, scale_set: str) -> int:
-        return int(self.redis.scard(f"{PREFIX}queued:{scale_set}"))
+        return int(cast(int, self.redis.scard(f"{PREFIX}queued:{scale_set}")))
 
     def active_in_repository(self, repository: str, updated_before: float) -> list[int]:
-        """Active jobs of ``repository`` last changed before ``updated_before``."""
-        ids = sorted(int(raw) for raw in self.redis.smembers(f"{PREFIX}repo:{repository}"))
+        """Active jobs of ``repository`` last changed before ``updated_before``; jobs that
+        expired without news leave the repository's index here."""
+        key = f"{PREFIX}repo:{repository}"
+        ids = sorted(int(raw) for raw in cast(set[bytes], self.redis.smembers(key)))
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for job_id in ids:
             pipe.hget(f"{PREFIX}job:{job_id}", "updated_at")
         stamps = pipe.execute()
+        self._forget_expired(keys=[key], args=[PREFIX])
         return [
             job_id
             for job_id, stamp in zip(ids, stamps, strict=True)
-            if stamp is None or float(stamp) < updated_before
+            if stamp is not None and float(stamp) < updated_before
         ]
 
     def confirm_missing(self, repository: str, missing: set[int]) -> set[int]:
@@ -129,7 +170,7 @@ class DemandStore:
         remembered for the next one. One listing can miss a job that changed state while it
         was paged through; two in a row do not."""
         key = f"{PREFIX}missing:{repository}"
-        previous = {int(raw) for raw in self.redis.smembers(key)}
+        previous = {int(raw) for raw in cast(set[bytes], self.redis.smembers(key))}
         confirmed = missing & previous
         pipe = self.redis.pipeline()
         pipe.delete(key)
@@ -146,7 +187,7 @@ class DemandStore:
         )
 
     def lower_since(self, scale_set: str) -> float | None:
-        value = self.redis.get(f"{PREFIX}lower-since:{scale_set}")
+        value = cast(bytes | None, self.redis.get(f"{PREFIX}lower-since:{scale_set}"))
         return float(value) if value else None
 
     def set_lower_since(self, scale_set: str, since: float | None) -> None:

@@ -100,7 +100,7 @@ def plan_cases(
 ) -> list[BenchCase]:
     """Runs grouped so the processes are reconfigured as rarely as possible: by mode, then
     by concurrency, smallest N first (a broken setup shows up on the cheapest run)."""
-    cases = []
+    cases: list[BenchCase] = []
     for mode in selected_modes:
         for concurrency in [1] if mode == "sequential" else concurrency_values:
             cases.extend(BenchCase(mode, n, concurrency) for n in counts)

@@ -18,7 +18,7 @@ from provisioner.bench.session import BenchSession, InProcessCreator
 from provisioner.config import Settings
 from provisioner.devenv.pipeline import LocalPipeline
 from provisioner.ledger import LedgerEntry
-from provisioner.planner import runner_names
+from provisioner.naming import runner_names
 
 NAMESPACE = "profile"
 SCALE_SET = "profile"
@@ -37,11 +37,14 @@ def profile_creations(runners: int, state_dir: Path) -> str:
         creator = InProcessCreator(session.in_process(settings))
         try:
             key = f"{NAMESPACE}/{SCALE_SET}"
-            scale_set = creator.context.scale_set(key, None)
+            scale_set = creator.runtime.scale_sets.get(key, None)
             names = runner_names(scale_set.runner_name_prefix, runners + 1, random.Random())
             deadline = time.time() + 3600
-            entries = [LedgerEntry(key, name, "profile", deadline) for name in names]
-            creator.context.ledger.record(entries)
+            entries = [
+                LedgerEntry(key, name, "profile", deadline, owner_uid=scale_set.uid)
+                for name in names
+            ]
+            creator.runtime.ledger.record(entries)
             # The first creation sets up clients and reads credentials: not profiled.
             creator.creator.create(entries[0], scale_set.generation)
             profiler = Profiler(interval=0.0005)

@@ -106,28 +106,28 @@ class InProcessCreator:
     """The `limit` mode: RunnerCreator from a thread pool, unlimited, no Celery."""
 
     def __init__(self, settings: Settings):
-        from workers.context import WorkerContext
-        from workers.creation import RunnerCreator
+        from provisioner.creation.creator import RunnerCreator
+        from provisioner.runtime import Runtime
 
-        self.context = WorkerContext(settings, unlimited=True)
-        self.creator = RunnerCreator(self.context)
+        self.runtime = Runtime(settings, unlimited=True)
+        self.creator = RunnerCreator(self.runtime)
         self.settings = settings
 
     def create(self, key: str, runners: int, concurrency: int) -> int:
         """Create ``runners`` runners of scale set ``key``; the number created."""
         from provisioner.ledger import LedgerEntry
-        from provisioner.planner import runner_names
+        from provisioner.naming import runner_names
 
-        scale_set = self.context.scale_set(key, None)
+        scale_set = self.runtime.scale_sets.get(key, None)
         batch_id = uuid.uuid4().hex[:12]
         rounds = -(-runners // concurrency)
         deadline = time.time() + rounds * self.settings.runner_creation_timeout + 60
         entries = [
-            LedgerEntry(key, name, batch_id, deadline)
+            LedgerEntry(key, name, batch_id, deadline, owner_uid=scale_set.uid)
             for name in runner_names(scale_set.runner_name_prefix, runners, random.Random())
         ]
         # The creator creates only what the ledger wants, as in the other modes.
-        self.context.ledger.record(entries)
+        self.runtime.ledger.record(entries)
         with ThreadPoolExecutor(concurrency, thread_name_prefix="limit") as pool:
             results = list(
                 pool.map(lambda entry: self.creator.create(entry, scale_set.generation), entries)
@@ -135,7 +135,7 @@ class InProcessCreator:
         return sum(1 for result in results if result.ok)
 
     def close(self) -> None:
-        self.context.close()
+        self.runtime.close()
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ import shlex
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from provisioner.bench import cases
 from provisioner.bench.burst import jobs_burst
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from provisioner.bench.burst import JobBurstResult
     from provisioner.bench.session import BenchSession
+    from provisioner.config import Settings
 
 
 SECONDS = bounded_float(1, 86_400, "seconds")
@@ -31,7 +33,7 @@ SECONDS = bounded_float(1, 86_400, "seconds")
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     """A bad flag is refused with one line naming it (exit 2), not the whole usage text."""
 
-    def error(message: str) -> None:
+    def error(message: str) -> NoReturn:
         parser.exit(2, f"{parser.prog}: error: {message}\n")
 
     parser.error = error  # type: ignore[method-assign]
@@ -170,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
 
 
-def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
+def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -235,10 +237,18 @@ def _bench(args: argparse.Namespace, settings, state_dir: Path) -> int:
                     case.mode if case.mode == "sequential" else f"{case.mode} c={case.concurrency}"
                 )
                 task = progress.add_task(f"{label} N={case.runners}", total=case.runners, note="")
-                session.status = lambda message, task=task: progress.update(task, note=message)
+                # mypy cannot type a lambda that binds the loop variable as a default.
+                session.status = cast(
+                    Callable[[str], None],
+                    lambda message, task=task: progress.update(task, note=message),
+                )
                 try:
                     run = session.run(
-                        case, lambda done, task=task: progress.update(task, completed=done)
+                        case,
+                        cast(
+                            Callable[[int], None],
+                            lambda done, task=task: progress.update(task, completed=done),
+                        ),
                     )
                 except BenchFailed as exc:
                     raise CommandError(str(exc)) from None

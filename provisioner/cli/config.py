@@ -31,7 +31,7 @@ def _show(args: argparse.Namespace) -> int:
 
         print(configuration_reference(), end="")
         return 0
-    env = settings_from_args(args).to_env()
+    env = settings_from_args(args).to_env(reveal_secrets=False)
     for field in Settings.model_fields:
         print(f"{env_name(field)}={env.get(env_name(field), '')}")
     return 0

@@ -6,9 +6,15 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.cli.argtypes import bounded_float, bounded_int
 from provisioner.cli.flags import add_settings_flags, add_state_dir_flag, settings_from_args
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from provisioner.config import Settings
 
 NAMESPACE = "demo"
 SCALE_SET = "demo"
@@ -65,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
 
 
-def _demo(args, settings, state_dir: Path, console) -> int:
+def _demo(args: argparse.Namespace, settings: Settings, state_dir: Path, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from provisioner.config import Settings, env_name, flag_name, load_settings
+from provisioner.config import ENVIRONMENT_ONLY, Settings, env_name, flag_name, load_settings
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +13,8 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         "settings", "each flag also reads its PROVISIONER_* environment variable"
     )
     for field, info in Settings.model_fields.items():
+        if field in ENVIRONMENT_ONLY:
+            continue
         help_text = f"{info.description} [env {env_name(field)}; default {info.default}]"
         if info.annotation is bool:
             group.add_argument(

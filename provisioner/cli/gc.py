@@ -31,23 +31,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from provisioner.cli import CommandError
+    from provisioner.cli.preflight import check_process_settings
     from provisioner.kube.scaleset import ScaleSetStore
     from provisioner.reconciler.gc import GarbageCollector
-    from workers.context import WorkerContext
+    from provisioner.runtime import Runtime
 
     settings = settings_from_args(args)
+    check_process_settings(settings)
     if args.grace_seconds is not None and args.grace_seconds < 0:
         raise CommandError(f"--grace-seconds must be >= 0, got {args.grace_seconds}")
-    context = WorkerContext(settings)
+    runtime = Runtime(settings)
     try:
         # A single pass has no earlier sighting to measure the grace from: it uses the
         # in-flight ledger alone to spare creations under way, unless a grace is asked for.
-        collector = GarbageCollector(context, grace=args.grace_seconds or 0.0)
+        collector = GarbageCollector(runtime, grace=args.grace_seconds or 0.0)
         report = collector.collect(
-            ScaleSetStore(context.api).list(settings.namespace), args.dry_run
+            ScaleSetStore(runtime.api).list(settings.namespace), args.dry_run
         )
     finally:
-        context.close()
+        runtime.close()
     verb = "would remove" if args.dry_run else "removed"
     for kind, names in (
         ("registration", report.registrations),

@@ -23,11 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the GitHub simulator: runner endpoints, auth, rate limits, latency and faults",
         description="Serve GitHub's self-hosted runner REST API (repo, org and enterprise scope) "
         "with PAT and GitHub App auth, primary and secondary rate limits, latency and fault "
-        "injection. Every knob can also be changed at run time with POST /_sim/config "
+        "injection, at the root (api.github.com's form) and under /api/v3 (GitHub Enterprise "
+        "Server's). Every knob can also be changed at run time with POST /_sim/config "
         "(JSON keys are the flag names with underscores).",
         epilog="admin endpoints (no credential, never rate limited): GET /_sim/registrations, "
         'POST /_sim/runners/{id or name}/state {"state": online|busy|idle|offline|finished}, '
-        "GET /_sim/counters, GET and POST /_sim/config, POST /_sim/reset. "
+        "GET /_sim/counters, GET and POST /_sim/config, POST /_sim/reset, "
+        'GET, POST and DELETE /_sim/credentials (one credential\'s rules: {"token": ...} or '
+        '{"installation_id": N} with revoked, latency_ms, throttle, rate_limit). '
         "The default PAT is ghsim-token unless --pat is given.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

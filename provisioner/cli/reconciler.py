@@ -28,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from provisioner.cli import configure_logging
+    from provisioner.cli.preflight import check_process_settings
     from provisioner.config import export_to_environ
 
     settings = settings_from_args(args)
+    check_process_settings(settings)
     export_to_environ(settings)
     configure_logging(settings.log_level)
 
@@ -46,8 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         settings.metrics_port,
         heartbeats=[heartbeat],
         readiness={
-            "redis": reconciler.context.redis.ping,
-            "kube-apiserver": lambda: VersionApi(reconciler.context.api).get_code(),
+            "redis": reconciler.runtime.redis.ping,
+            "kube-apiserver": lambda: VersionApi(reconciler.runtime.api).get_code(),
         },
     ).start()
 

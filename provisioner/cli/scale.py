@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from provisioner.cli.argtypes import bounded_float, bounded_int
 from provisioner.cli.status import add_kube_flags, kube_connection, live_runner_pods
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+    from rich.console import Console
 
 DEFAULT_NAMESPACE = "default"
 POLL_SECONDS = 0.5
@@ -77,7 +82,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(console, api, namespace: str, name: str, replicas: int, timeout: float) -> int:
+def _wait(
+    console: Console, api: ApiClient, namespace: str, name: str, replicas: int, timeout: float
+) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from provisioner.cli import CommandError

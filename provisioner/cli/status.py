@@ -6,9 +6,15 @@ import argparse
 import contextlib
 import datetime
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, cast
 
 from provisioner.cli.flags import settings_from_args
 from provisioner.config import Settings, env_name, flag_name
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+    from kubernetes.client.exceptions import ApiException
+    from rich.table import Table
 
 KUBE_SETTINGS = ("kubeconfig", "namespace")
 
@@ -30,23 +36,18 @@ def add_kube_flags(parser: argparse.ArgumentParser, namespace_help: str) -> None
 
 
 @contextlib.contextmanager
-def kube_connection(args: argparse.Namespace) -> Iterator[tuple[object, Settings]]:
+def kube_connection(args: argparse.Namespace) -> Iterator[tuple[ApiClient, Settings]]:
     """An API client for the --kubeconfig setting; unreachable APIs become one-line errors."""
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.config import ConfigException
     from urllib3.exceptions import HTTPError
 
     from provisioner.cli import CommandError
+    from provisioner.cli.preflight import check_kube_config
     from provisioner.kube.client import api_client
 
     settings = settings_from_args(args)
-    try:
-        api = api_client(settings.kubeconfig)
-    except (ConfigException, OSError) as exc:
-        raise CommandError(
-            f"no usable Kubernetes configuration ({exc}); pass --kubeconfig or set "
-            f"{env_name('kubeconfig')}"
-        ) from None
+    check_kube_config(settings)
+    api = api_client(settings.kubeconfig)
     try:
         with api:
             yield api, settings
@@ -58,16 +59,17 @@ def kube_connection(args: argparse.Namespace) -> Iterator[tuple[object, Settings
         ) from None
 
 
-def _api_message(exc) -> str:
+def _api_message(exc: ApiException) -> str:
     import json
 
     try:
-        return json.loads(exc.body)["message"]
+        message: str = json.loads(exc.body)["message"]
+        return message
     except (TypeError, ValueError, KeyError):
         return "no details"
 
 
-def live_runner_pods(api, namespace: str, scale_set_name: str) -> list:
+def live_runner_pods(api: ApiClient, namespace: str, scale_set_name: str) -> list:
     """The scale set's runner pods that have not finished and are not being deleted."""
     from provisioner.kube.runner_objects import RunnerObjects, runner_pod_state
 
@@ -120,7 +122,7 @@ def _where(obj: dict) -> tuple[str, str]:
     return obj["metadata"]["namespace"], obj["metadata"]["name"]
 
 
-def _scale_set_objects(api, namespace: str | None) -> list[dict]:
+def _scale_set_objects(api: ApiClient, namespace: str | None) -> list[dict]:
     from kubernetes import client as k8s
 
     from provisioner.kube.crd import GROUP, PLURAL, VERSION
@@ -175,14 +177,15 @@ def status_row(obj: dict, pods: list, now: datetime.datetime | None = None) -> S
 
 def summarize_conditions(conditions: list[dict]) -> str:
     """ "Ready" or "NotReady(reason)", then the other conditions that hold, with reasons."""
-    parts = []
+    parts: list[str] = []
     for condition in conditions:
         kind, reason = condition.get("type"), condition.get("reason")
         holds = condition.get("status") == "True"
         if kind == "Ready":
             parts.insert(0, "Ready" if holds else f"NotReady({reason})")
         elif holds:
-            parts.append(f"{kind}({reason})" if reason else kind)
+            # The CRD schema requires every condition to have a type.
+            parts.append(f"{kind}({reason})" if reason else cast(str, kind))
     return ", ".join(parts) or "-"
 
 
@@ -197,7 +200,7 @@ def _age(created: str | None, now: datetime.datetime) -> str:
     return f"{seconds}s"
 
 
-def status_table(rows: list[StatusRow]):
+def status_table(rows: list[StatusRow]) -> Table:
     from rich.table import Table
 
     table = Table(title="RunnerScaleSets")

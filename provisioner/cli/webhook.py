@@ -48,23 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from provisioner.cli import CommandError, configure_logging
-
-    settings = settings_from_args(args)
-    configure_logging(settings.log_level)
-
-    import redis
-
-    from provisioner.autoscale.jobs_api import JobsClient
-    from provisioner.autoscale.receiver import WebhookReceiver
-    from provisioner.autoscale.runner import AutoscalerLoops
-    from provisioner.autoscale.service import Autoscaler
     from provisioner.autoscale.settings import load_webhook_settings
-    from provisioner.autoscale.store import DemandStore
-    from provisioner.autoscale.targets import ScaleTargets
-    from provisioner.health import OpsServer
-    from provisioner.kube.client import api_client
+    from provisioner.cli import CommandError, configure_logging
+    from provisioner.cli.preflight import check_process_settings
 
+    # The webhook's own settings first: a bad secret is named even where nothing else is set.
     webhook = load_webhook_settings(
         {
             key.removeprefix(SETTINGS_PREFIX): value
@@ -73,13 +61,28 @@ def _run(args: argparse.Namespace) -> int:
         }
     )
     secret = webhook.secret_bytes() if webhook.receive else b""
+    settings = settings_from_args(args)
+    check_process_settings(settings)
+    configure_logging(settings.log_level)
+
+    import redis
+
+    from provisioner.autoscale.jobs_api import JobsClient
+    from provisioner.autoscale.receiver import WebhookReceiver
+    from provisioner.autoscale.runner import AutoscalerLoops
+    from provisioner.autoscale.service import Autoscaler
+    from provisioner.autoscale.store import DemandStore
+    from provisioner.autoscale.targets import ScaleTargets
+    from provisioner.health import OpsServer
+    from provisioner.kube.client import api_client
+
     if not webhook.receive and webhook.poll_interval == 0:
         raise CommandError("--no-receive with --poll-interval 0 would never see a job")
-    connection = redis.Redis.from_url(settings.redis_url)
+    connection = redis.Redis.from_url(settings.redis_connection_url())
     api = api_client(settings.kubeconfig)
     jobs = JobsClient(settings.github_api_url, timeout=settings.github_request_timeout)
     autoscaler = Autoscaler(
-        DemandStore(connection, delivery_ttl_s=webhook.delivery_ttl),
+        DemandStore(connection, delivery_ttl_s=webhook.delivery_ttl, job_ttl_s=webhook.job_ttl),
         ScaleTargets(api, settings.namespace),
         scale_down_delay_s=webhook.scale_down_delay,
         jobs_client=jobs,

@@ -34,25 +34,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from provisioner.cli import CommandError, configure_logging
+    from provisioner.cli.preflight import check_process_settings
     from provisioner.config import export_to_environ
 
     settings = settings_from_args(args)
+    check_process_settings(settings)
     threads = args.threads or settings.runner_creation_concurrency
     if threads < 1 or threads > 1000:
         raise CommandError(f"--threads must be between 1 and 1000, got {threads}")
     export_to_environ(settings)
     configure_logging(settings.log_level)
 
-    from workers.app import QUEUE, app
+    from provisioner.runtime.queue import QUEUE, shard_queues
+    from workers.app import worker_app
     from workers.liveness import start_ops_server
 
     start_ops_server(settings)
-    app.worker_main(
+    worker_app(settings).worker_main(
         [
             "worker",
             "--pool=threads",
             f"--concurrency={threads}",
-            f"--queues={QUEUE}",
+            f"--queues={','.join([QUEUE, *shard_queues()])}",
             f"--hostname={args.hostname}",
             f"--loglevel={settings.log_level}",
             # Workers need not know each other: the limits are in Redis.

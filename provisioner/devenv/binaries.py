@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def find_kube_binaries() -> KubeBinaries | None:
     return _complete(cache_dir())
 
 
-def ensure_kube_binaries(log=print) -> KubeBinaries:
+def ensure_kube_binaries(log: Callable[[str], object] = print) -> KubeBinaries:
     """Binaries ready to run; builds them on first use (a few minutes, once)."""
     found = find_kube_binaries()
     if found is not None:

@@ -169,4 +169,5 @@ class LocalControlPlane:
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     with urllib.request.urlopen(url, timeout=2, context=context) as response:
-        return response.status == 200
+        status: int = response.status
+        return status == 200

@@ -8,8 +8,10 @@ import base64
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import httpx
 from kubernetes import client as k8s
@@ -23,9 +25,9 @@ from provisioner.devenv.redis_server import LocalRedis
 from provisioner.ghsim.admin import SimulatorAdmin
 from provisioner.kube.client import api_client
 from provisioner.kube.crd import GROUP, PLURAL, VERSION, install_crd
+from provisioner.kube.runner_objects import SCALE_SET_LABEL
 
 SIM_TOKEN = "ghsim-token"
-SCALE_SET_LABEL = "provisioner.dev/scale-set"
 LIVE_PHASES = ("Pending", "Running")
 RUNNER_IMAGE = "ghcr.io/actions/actions-runner:latest"
 
@@ -97,7 +99,7 @@ class LocalPipeline:
     workers: int = 2
     worker_threads: int | None = None
     ghsim_args: list[str] = field(default_factory=list)
-    log: object = print
+    log: Callable[[str], object] = print
 
     def __post_init__(self) -> None:
         self.control_plane: LocalControlPlane | None = None
@@ -182,8 +184,9 @@ class LocalPipeline:
             env=self.child_env(),
         )
         self.reconciler.start()
+        log_path = self.reconciler.log_path
         self.reconciler.wait_ready(
-            lambda: "reconciler started" in log_tail(self.reconciler.log_path, 50), timeout=60
+            lambda: "reconciler started" in log_tail(log_path, 50), timeout=60
         )
         return self.reconciler
 
@@ -242,7 +245,7 @@ class LocalPipeline:
         obj = k8s.CustomObjectsApi(self.api).get_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, name
         )
-        return obj.get("status") or {}
+        return cast(dict, obj).get("status") or {}
 
     def count(self, namespace: str, name: str) -> FleetCount:
         assert self.api is not None

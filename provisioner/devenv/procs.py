@@ -18,7 +18,8 @@ class ProcessFailed(RuntimeError):
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -58,7 +59,7 @@ class ServerProcess:
                 start_new_session=True,
             )
 
-    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
+    def wait_ready(self, probe: Callable[[], object], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -24,15 +25,58 @@ def redis_server_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class RedisTLS:
+    """Serve TLS only, with this certificate; clients verify it against ``ca_cert``."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
 class LocalRedis:
-    def __init__(self, state_dir: Path, port: int | None = None):
+    """``password`` makes the server require AUTH (it is not part of ``url``, as in the
+    PROVISIONER_REDIS_PASSWORD setting); ``tls`` serves TLS only, on the same port."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int | None = None,
+        password: str | None = None,
+        tls: RedisTLS | None = None,
+    ):
         self.state_dir = state_dir
         self.port = port or free_port()
+        self.password = password
+        self.tls = tls
         self.server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return (
+                f"rediss://127.0.0.1:{self.port}/0"
+                f"?ssl_cert_reqs=required&ssl_ca_certs={self.tls.ca_cert}"
+            )
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(self.tls.cert),
+            "--tls-key-file",
+            str(self.tls.key),
+            "--tls-ca-cert-file",
+            str(self.tls.ca_cert),
+            "--tls-auth-clients",
+            "no",
+        ]
 
     def start(self, timeout: float = 20.0) -> None:
         data = self.state_dir / "redis"
@@ -43,8 +87,8 @@ class LocalRedis:
                 redis_server_binary(),
                 "--bind",
                 "127.0.0.1",
-                "--port",
-                str(self.port),
+                *self._listen_args(),
+                *(["--requirepass", self.password] if self.password else []),
                 "--dir",
                 str(data),
                 # Append-only file: a restarted server keeps the queue and the ledger, as a
@@ -61,7 +105,7 @@ class LocalRedis:
             self.state_dir / "logs" / "redis.log",
         )
         self.server.start()
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        client = redis.Redis.from_url(self.url, password=self.password, socket_timeout=1)
         self.server.wait_ready(client.ping, timeout)
         client.close()
 

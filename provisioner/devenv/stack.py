@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def running_processes(state: DevState) -> dict[str, int]:
     return alive
 
 
-def dev_up(state_dir: Path, log=print) -> DevState:
+def dev_up(state_dir: Path, log: Callable[[str], object] = print) -> DevState:
     state_dir = state_dir.resolve()
     existing = read_state(state_dir)
     if existing is not None and running_processes(existing):

@@ -37,11 +37,11 @@ def _rate_limit(simulator: Simulator, request: Request) -> Response:
     assert request.caller is not None
     now = time.time()
     window_s = simulator.config.rate_limit_window_s
+    rules = simulator.credential_rules.get(request.caller.key)
     resources = {}
     for resource in ("core", "actions_runner_registration"):
-        decision = simulator.primary.peek(
-            request.caller.key, resource, simulator.limit_of(resource), window_s, now
-        )
+        limit = simulator.limit_of(resource, rules)
+        decision = simulator.primary.peek(request.caller.key, resource, limit, window_s, now)
         resources[resource] = {
             "limit": decision.limit,
             "remaining": decision.remaining,

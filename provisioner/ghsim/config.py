@@ -17,6 +17,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_PAT = "ghsim-token"
@@ -35,6 +36,21 @@ ENDPOINT_NAMES = (
 
 # Knobs fixed at start: the credentials the simulator trusts.
 STARTUP_ONLY = frozenset({"pats", "app_id", "app_public_key_pem", "app_installation_ids"})
+
+# GitHub.com's published limits (docs.github.com, "Rate limits for the REST API" and "Actions
+# limits"): 5,000 requests an hour for a token, 900 points a minute per endpoint, 100 concurrent
+# requests, 1,500 runner registrations per 5 minutes per scope, 10,000 runners per group.
+GITHUB_COM_LIMITS: dict[str, object] = {
+    "rate_limit": 5000,
+    "rate_limit_window_s": 3600.0,
+    "registration_resource": "core",
+    "secondary_points_per_minute": 900,
+    "secondary_max_concurrent": 100,
+    "registrations_per_window": 1500,
+    "registration_window_s": 300.0,
+    "runners_per_group": 10_000,
+}
+PROFILE_NAMES = ("default", "github.com")
 
 
 @dataclass(frozen=True)
@@ -142,13 +158,20 @@ class SimulatorConfig(BaseModel):
         ge=1,
         le=10_000_000,
         description="Requests per window per credential for runner registration "
-        "(generate-jitconfig, registration-token, remove-token).",
+        "(generate-jitconfig, registration-token, remove-token) when --registration-resource "
+        "is actions_runner_registration.",
     )
     rate_limit_window_s: float = Field(
         3600.0, gt=0, le=86_400, description="Length of the primary rate-limit window (s)."
     )
     rate_limit_status: Literal[403, 429] = Field(
         403, description="Status of a primary rate-limit refusal (403 or 429)."
+    )
+    registration_resource: Literal["core", "actions_runner_registration"] = Field(
+        "core",
+        description="Rate-limit resource of generate-jitconfig, registration-token and "
+        "remove-token: core (what GitHub reports) or actions_runner_registration (its own "
+        "budget of --registration-rate-limit).",
     )
 
     # Secondary rate limits (0 = off).
@@ -160,6 +183,13 @@ class SimulatorConfig(BaseModel):
         ge=0,
         le=1_000_000,
         description="generate-jitconfig calls per minute per credential (0 = unlimited).",
+    )
+    secondary_points_per_minute: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Points a minute per endpoint per credential (GET 1, POST/PATCH/PUT/DELETE "
+        "5; 0 = unlimited).",
     )
     secondary_status: Literal[403, 429] = Field(
         429, description="Status of a secondary rate-limit refusal (403 or 429)."
@@ -174,6 +204,39 @@ class SimulatorConfig(BaseModel):
         "is refused as by a secondary limit, with retry-after counting down to it: a "
         "throttling storm, for chaos tests.",
     )
+
+    # Actions limits (0 = off).
+    registrations_per_window: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Runner registrations (generate-jitconfig) per --registration-window-s per "
+        "repository, organization or enterprise (0 = unlimited); past it 429 with retry-after.",
+    )
+    registration_window_s: float = Field(
+        300.0, gt=0, le=86_400, description="Window of --registrations-per-window (s)."
+    )
+    runners_per_group: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="Runners a runner group holds per scope (0 = unlimited); past it "
+        "generate-jitconfig answers 422.",
+    )
+
+    profile: Literal["default", "github.com"] = Field(
+        "default",
+        description="Preset of limits: github.com sets GitHub.com's published limits (5,000 "
+        "requests/h per credential, 900 points/min per endpoint, 100 concurrent requests, 1,500 "
+        "registrations per 5 min per scope, 10,000 runners per group); knobs given with it win.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("profile") in PROFILE_NAMES:
+            return {**profile_knobs(str(data["profile"])), **data}
+        return data
 
     @field_validator("latency_distribution")
     @classmethod
@@ -224,7 +287,18 @@ class SimulatorConfig(BaseModel):
         fixed = sorted(STARTUP_ONLY & knobs.keys())
         if fixed:
             raise KnobError(fixed[0], "is fixed at start")
-        return build_config({**self.model_dump(), **knobs})
+        # A profile named now replaces the current values of its knobs, unless also given.
+        preset = profile_knobs(str(knobs["profile"])) if "profile" in knobs else {}
+        return build_config({**self.model_dump(), **preset, **knobs})
+
+
+def profile_knobs(profile: str) -> dict[str, object]:
+    """The knob values a profile sets; "default" sets the same knobs back to their defaults."""
+    if profile == "github.com":
+        return dict(GITHUB_COM_LIMITS)
+    if profile == "default":
+        return {knob: SimulatorConfig.model_fields[knob].default for knob in GITHUB_COM_LIMITS}
+    return {}
 
 
 class KnobError(ValueError):

@@ -1,14 +1,18 @@
 """The simulator without HTTP: one request in, GitHub's answer (or a fault) out.
 
-Order per GitHub request: authentication, primary rate limit, secondary concurrency limit,
-latency, injected error, generate-jitconfig rate, then the handler with any slow or dropped
-answer around it.
+Order per GitHub request: the edge (User-Agent, X-GitHub-Api-Version, unknown paths),
+authentication (a revoked credential is refused there), primary rate limit, throttles (every
+credential's, then this one's), points per endpoint, concurrency, latency (the knob's plus
+the credential's), injected error, generate-jitconfig rate, then the handler with any slow or
+dropped answer around it. Every answer carries x-ratelimit-* headers and a request id.
+
+GitHub routes answer at the root (api.github.com's form) and under ``/api/v3`` (GitHub
+Enterprise Server's); the ``/_sim/`` admin routes only at the root.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import random
 import threading
@@ -16,12 +20,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from provisioner.ghsim.auth import Authenticator, AuthFailed, Caller
 from provisioner.ghsim.config import SimulatorConfig
 from provisioner.ghsim.counters import Counters
-from provisioner.ghsim.limits import PrimaryDecision, PrimaryLimiter, SecondaryLimiter
+from provisioner.ghsim.credentials import NO_RULES, CredentialRules, CredentialRulesStore
+from provisioner.ghsim.edge import (
+    body_refusal,
+    edge_refusal,
+    parse_body,
+    request_id,
+    split_ghes_prefix,
+)
+from provisioner.ghsim.limits import (
+    PrimaryDecision,
+    PrimaryLimiter,
+    SecondaryLimiter,
+    SlidingWindows,
+)
 from provisioner.ghsim.registry import RunnerRegistry
 from provisioner.ghsim.routing import Request, Response, Route, Router, error
 
@@ -29,12 +46,15 @@ from provisioner.ghsim.routing import Request, Response, Route, Router, error
 ROUTE_MODULES = [
     "provisioner.ghsim.admin_api",
     "provisioner.ghsim.apps_api",
-    "provisioner.ghsim.jobs",
+    "provisioner.ghsim.jobs.routes",
     "provisioner.ghsim.runners_api",
 ]
 
 RATE_LIMIT_DOCS = "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api"
 ANONYMOUS_LIMIT = 60
+# The route resource whose reported resource is the registration_resource knob.
+REGISTRATION_RESOURCE = "actions_runner_registration"
+ADMIN_PREFIX = "/_sim/"
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,9 @@ class Simulator:
         self.auth = Authenticator()
         self.primary = PrimaryLimiter()
         self.secondary = SecondaryLimiter()
+        # Runner registrations per scope (repos/o/r, orgs/o, enterprises/e), GitHub's cap.
+        self.registrations = SlidingWindows()
+        self.credential_rules = CredentialRulesStore()
         self.counters = Counters()
         self._wake = threading.Event()
         self._reset_hooks: list[Callable[[], None]] = []
@@ -67,21 +90,28 @@ class Simulator:
         self._reset_hooks.append(hook)
 
     def reset(self) -> None:
-        """Back to the start: the initial knobs, no runners, tokens, windows or counts."""
+        """Back to the start: the initial knobs, no runners, tokens, rules, windows or counts."""
         self.config = self.initial_config
         self.registry.clear()
         self.auth.clear()
         self.primary.clear()
         self.secondary.clear()
+        self.registrations.clear()
+        self.credential_rules.clear()
         self.counters.clear()
         for hook in self._reset_hooks:
             hook()
         self.wake_sleepers()
 
-    def limit_of(self, resource: str) -> int:
-        if resource == "actions_runner_registration":
+    def resource_of(self, route: Route) -> str:
+        if route.resource == REGISTRATION_RESOURCE:
+            return self.config.registration_resource
+        return route.resource
+
+    def limit_of(self, resource: str, rules: CredentialRules = NO_RULES) -> int:
+        if resource == REGISTRATION_RESOURCE:
             return self.config.registration_rate_limit
-        return self.config.rate_limit
+        return rules.rate_limit or self.config.rate_limit
 
     def sleep(self, seconds: float) -> None:
         """Sleep in the request's thread; a reset or stop cuts it short."""
@@ -93,29 +123,84 @@ class Simulator:
         woken.set()
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
-        url = urlsplit(target)
-        matched = self.router.match(method, url.path)
+        outcome = self._route(method, urlsplit(target), headers, body)
+        if outcome.response is not None:
+            outcome.response.headers["x-github-request-id"] = request_id()
+        return outcome
+
+    def _route(
+        self, method: str, url: SplitResult, headers: dict[str, str], body: bytes
+    ) -> Outcome:
+        if url.path.startswith(ADMIN_PREFIX):
+            return Outcome(self._admin(method, url, headers, body))
+        prefix, path = split_ghes_prefix(url.path)
+        matched = None if path.startswith(ADMIN_PREFIX) else self.router.match(method, path)
+        key = f"{method} {matched[0].template}" if matched else "unmatched"
+        refusal = edge_refusal(headers)
+        if refusal is not None:
+            self.counters.record(key, refusal.status)
+            return Outcome(_with_limits(refusal, self._current_budget(headers, time.time())))
         if matched is None:
-            self.counters.record("unmatched", 404)
-            return Outcome(error(404, "Not Found"))
+            not_found = self._not_found(headers)
+            self.counters.record(key, not_found.status)
+            return Outcome(not_found)
         route, params = matched
-        try:
-            parsed = json.loads(body) if body.strip() else None
-        except ValueError:
-            parsed = _BAD_JSON
+        query = dict(parse_qsl(url.query))
         request = Request(
-            method, url.path, route.template, params, dict(parse_qsl(url.query)), headers, parsed
+            method, path, route.template, params, query, headers, parse_body(body), prefix=prefix
         )
-        if not route.resource:
-            return Outcome(_json_or_400(route, request, self))
         self.counters.enter()
         try:
             outcome = self._github_request(route, request)
         finally:
             self.counters.leave()
-        key = f"{method} {route.template}"
-        self.counters.record(key, outcome.response.status if outcome.response else "dropped")
+        credential = request.caller.key if request.caller else "anonymous"
+        status = outcome.response.status if outcome.response else "dropped"
+        self.counters.record(key, status, credential)
         return outcome
+
+    def _admin(
+        self, method: str, url: SplitResult, headers: dict[str, str], body: bytes
+    ) -> Response:
+        matched = self.router.match(method, url.path)
+        if matched is None:
+            return error(404, "Not Found")
+        route, params = matched
+        query = dict(parse_qsl(url.query))
+        parsed = parse_body(body)
+        request = Request(method, url.path, route.template, params, query, headers, parsed)
+        return _json_or_400(route, request, self)
+
+    def _current_budget(self, headers: dict[str, str], now: float) -> PrimaryDecision:
+        """The caller's core budget without spending it; the anonymous one for a stranger."""
+        try:
+            caller = self.auth.caller(headers.get("authorization"), self.config, now)
+        except AuthFailed:
+            return self.primary.peek("anonymous", "core", ANONYMOUS_LIMIT, 3600, now)
+        rules = self.credential_rules.get(caller.key)
+        limit = self.limit_of("core", rules)
+        return self.primary.peek(caller.key, "core", limit, self.config.rate_limit_window_s, now)
+
+    def _not_found(self, headers: dict[str, str]) -> Response:
+        """An unknown path: 404, after GitHub's credential check and from the caller's budget."""
+        now = time.time()
+        if not headers.get("authorization"):
+            anonymous = self.primary.take("anonymous", "core", ANONYMOUS_LIMIT, 3600, now)
+            return _with_limits(error(404, "Not Found"), anonymous)
+        try:
+            caller = self.auth.caller(headers.get("authorization"), self.config, now)
+            rules = self.credential_rules.get(caller.key)
+            if rules.revoked:
+                raise AuthFailed("Bad credentials")
+        except AuthFailed as exc:
+            anonymous = self.primary.take("anonymous", "core", ANONYMOUS_LIMIT, 3600, now)
+            return _with_limits(error(401, str(exc)), anonymous)
+        limit = self.limit_of("core", rules)
+        window_s = self.config.rate_limit_window_s
+        decision = self.primary.take(caller.key, "core", limit, window_s, now)
+        if not decision.allowed:
+            return self._primary_refusal(caller, decision)
+        return _with_limits(error(404, "Not Found"), decision)
 
     def _github_request(self, route: Route, request: Request) -> Outcome:
         config = self.config
@@ -123,41 +208,64 @@ class Simulator:
         now = time.time()
         try:
             caller = self.auth.caller(request.headers.get("authorization"), config, now)
+            request.caller = caller
             if caller.kind == "app" and not route.app_jwt:
                 # An App JWT speaks for the App itself; the API wants an installation token.
                 raise AuthFailed("A JSON web token cannot be used for this endpoint")
+            rules = self.credential_rules.get(_rules_key(route, request, caller))
+            if rules.revoked:
+                raise AuthFailed("Bad credentials")
         except AuthFailed as exc:
             self.sleep(delay_s)
-            anonymous = self.primary.take("anonymous", route.resource, ANONYMOUS_LIMIT, 3600, now)
+            anonymous = self.primary.take("anonymous", "core", ANONYMOUS_LIMIT, 3600, now)
             return Outcome(_with_limits(error(401, str(exc), route.docs_url), anonymous))
-        request.caller = caller
+        resource = self.resource_of(route)
         spend = self.primary.take if route.counted else self.primary.peek
         decision = spend(
-            caller.key,
-            route.resource,
-            self.limit_of(route.resource),
-            config.rate_limit_window_s,
-            now,
+            caller.key, resource, self.limit_of(resource, rules), config.rate_limit_window_s, now
         )
         if not decision.allowed:
-            self.counters.event("primary_rate_limited")
-            message = f"API rate limit exceeded for {caller.subject}."
-            refusal = error(config.rate_limit_status, message, RATE_LIMIT_DOCS)
-            return Outcome(_with_limits(refusal, decision))
-        if now < config.throttle_until:
+            return Outcome(self._primary_refusal(caller, decision))
+        refusal = self._secondary_refusal(route, request, caller, rules, now)
+        if refusal is not None:
             self.counters.event("secondary_rate_limited")
-            wait = max(1, math.ceil(config.throttle_until - now))
-            return Outcome(_with_limits(self._secondary_refusal(config, wait), decision))
+            return Outcome(_with_limits(refusal, decision))
         if not self.secondary.enter(caller.key, config.secondary_max_concurrent):
             self.counters.event("secondary_rate_limited")
-            refusal = self._secondary_refusal(config, config.secondary_retry_after_s)
+            refusal = _secondary_limited(config.secondary_status, config.secondary_retry_after_s)
             return Outcome(_with_limits(refusal, decision))
         try:
             # The delay runs inside the concurrency slot: a slow GitHub holds requests open.
-            self.sleep(delay_s)
+            self.sleep(delay_s + rules.latency_ms / 1000)
             return self._limited_request(route, request, caller, config, decision)
         finally:
             self.secondary.leave(caller.key)
+
+    def _primary_refusal(self, caller: Caller, decision: PrimaryDecision) -> Response:
+        self.counters.event("primary_rate_limited")
+        message = f"API rate limit exceeded for {caller.subject}."
+        refusal = error(self.config.rate_limit_status, message, RATE_LIMIT_DOCS)
+        return _with_limits(refusal, decision)
+
+    def _secondary_refusal(
+        self, route: Route, request: Request, caller: Caller, rules: CredentialRules, now: float
+    ) -> Response | None:
+        """A throttle (every credential's, then this one's) or the endpoint's points."""
+        config = self.config
+        if now < config.throttle_until:
+            wait = max(1, math.ceil(config.throttle_until - now))
+            return _secondary_limited(config.secondary_status, wait)
+        throttle = rules.throttle
+        if throttle is not None and throttle.hits(route.endpoint, now):
+            return _secondary_limited(throttle.status, throttle.retry_after_s)
+        if route.counted:
+            endpoint = f"{request.method} {route.template}"
+            wait_s = self.secondary.take_points(
+                caller.key, endpoint, request.method, config.secondary_points_per_minute, now
+            )
+            if wait_s:
+                return _secondary_limited(config.secondary_status, max(1, math.ceil(wait_s)))
+        return None
 
     def _limited_request(
         self,
@@ -176,7 +284,7 @@ class Simulator:
             )
             if wait:
                 self.counters.event("secondary_rate_limited")
-                refusal = self._secondary_refusal(config, max(1, math.ceil(wait)))
+                refusal = _secondary_limited(config.secondary_status, max(1, math.ceil(wait)))
                 return Outcome(_with_limits(refusal, decision))
         return self._answer(route, request, config, decision)
 
@@ -209,24 +317,27 @@ class Simulator:
             and self.rng.random() < rate
         )
 
-    def _secondary_refusal(self, config: SimulatorConfig, retry_after: int) -> Response:
-        refusal = error(
-            config.secondary_status,
-            "You have exceeded a secondary rate limit. Please wait a few minutes before you "
-            "try again.",
-            RATE_LIMIT_DOCS,
-        )
-        refusal.headers["retry-after"] = str(retry_after)
-        return refusal
+
+SECONDARY_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
 
 
-_BAD_JSON = object()
+def _secondary_limited(status: int, retry_after: int) -> Response:
+    refusal = error(status, SECONDARY_LIMIT_MESSAGE, RATE_LIMIT_DOCS)
+    refusal.headers["retry-after"] = str(retry_after)
+    return refusal
+
+
+def _rules_key(route: Route, request: Request, caller: Caller) -> str:
+    """Whose rules apply: the caller's, or for a token exchange the installation's."""
+    if route.endpoint == "access-token":
+        return f"installation:{request.params['installation_id']}"
+    return caller.key
 
 
 def _json_or_400(route: Route, request: Request, simulator: Simulator) -> Response:
-    if request.body is _BAD_JSON:
-        return error(400, "Problems parsing JSON", route.docs_url)
-    return route.handler(simulator, request)
+    return body_refusal(request.body, route.docs_url) or route.handler(simulator, request)
 
 
 def _with_limits(response: Response, decision: PrimaryDecision) -> Response:

@@ -66,13 +66,63 @@ class PrimaryLimiter:
             self._windows.clear()
 
 
+class SlidingWindows:
+    """Weighted events per key over a trailing window, as GitHub's per-minute limits count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, deque[tuple[float, int]]] = {}
+        self._totals: dict[str, int] = {}
+
+    def take(self, key: str, weight: int, limit: int, window_s: float, now: float) -> float:
+        """0 when ``weight`` fits under ``limit`` (and is counted), else seconds until it would."""
+        if not limit:
+            return 0.0
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            total = self._totals.get(key, 0)
+            while events and events[0][0] <= now - window_s:
+                total -= events.popleft()[1]
+            self._totals[key] = total
+            excess = total + weight - limit
+            if excess <= 0:
+                events.append((now, weight))
+                self._totals[key] = total + weight
+                return 0.0
+            freed = 0
+            for at, spent in events:
+                freed += spent
+                if freed >= excess:
+                    return at + window_s - now
+            return window_s  # heavier than the whole limit: never fits
+
+    def give_back(self, key: str) -> None:
+        """Forget the latest event of ``key`` (it did not happen after all)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events:
+                self._totals[key] -= events.pop()[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
+            self._totals.clear()
+
+
+def endpoint_points(method: str) -> int:
+    """GitHub's secondary-limit cost of one request: 1 for reads, 5 for writes."""
+    return 1 if method in ("GET", "HEAD", "OPTIONS") else 5
+
+
 class SecondaryLimiter:
-    """Concurrent requests and generate-jitconfig calls per minute, per credential."""
+    """Concurrent requests, points per endpoint and generate-jitconfig calls per minute, per
+    credential."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
-        self._jitconfig_times: dict[str, deque[float]] = {}
+        self._jitconfig = SlidingWindows()
+        self._points = SlidingWindows()
 
     def enter(self, credential: str, max_concurrent: int) -> bool:
         """Count a request in; False (and nothing counted) when the credential is at its limit."""
@@ -89,17 +139,17 @@ class SecondaryLimiter:
 
     def take_jitconfig(self, credential: str, per_minute: int, now: float) -> float:
         """0 when allowed (and counted), else the seconds until one more call would be."""
-        if not per_minute:
-            return 0.0
-        with self._lock:
-            times = self._jitconfig_times.setdefault(credential, deque())
-            while times and times[0] <= now - 60.0:
-                times.popleft()
-            if len(times) >= per_minute:
-                return times[0] + 60.0 - now
-            times.append(now)
-            return 0.0
+        return self._jitconfig.take(credential, 1, per_minute, 60.0, now)
+
+    def take_points(
+        self, credential: str, endpoint: str, method: str, per_minute: int, now: float
+    ) -> float:
+        """0 when the request's points fit in the endpoint's minute (and are counted), else the
+        seconds until they would."""
+        return self._points.take(
+            f"{credential} {endpoint}", endpoint_points(method), per_minute, 60.0, now
+        )
 
     def clear(self) -> None:
-        with self._lock:
-            self._jitconfig_times.clear()
+        self._jitconfig.clear()
+        self._points.clear()

@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,6 +27,10 @@ class RunnerIsBusy(Exception):
 
 class UnknownRunner(Exception):
     """No runner of that id or name in the scope."""
+
+
+class RunnerGroupFull(Exception):
+    """The runner group already holds as many runners as GitHub allows."""
 
 
 @dataclass
@@ -67,16 +72,26 @@ class RunnerRegistry:
     # Per scope, by id; ids only grow, so insertion order is id order (list pages need it).
     _by_scope: dict[str, dict[int, Registration]] = field(default_factory=dict)
     _label_ids: dict[str, int] = field(default_factory=dict)
+    _group_sizes: Counter[tuple[str, int]] = field(default_factory=Counter)
     _next_id: int = 1
 
     def register(
-        self, scope: str, name: str, runner_group_id: int, labels: Iterable[str]
+        self,
+        scope: str,
+        name: str,
+        runner_group_id: int,
+        labels: Iterable[str],
+        max_per_group: int = 0,
     ) -> tuple[Registration, str]:
-        """A new ephemeral JIT runner and its encoded config; DuplicateRunner if the name exists."""
+        """A new ephemeral JIT runner and its encoded config; DuplicateRunner if the name exists,
+        RunnerGroupFull if the scope's group already holds ``max_per_group`` (0: no limit)."""
         with self._lock:
             key = (scope, name.lower())
             if key in self._by_scope_name:
                 raise DuplicateRunner(name)
+            group = (scope, runner_group_id)
+            if max_per_group and self._group_sizes[group] >= max_per_group:
+                raise RunnerGroupFull(runner_group_id)
             runner = Registration(
                 id=self._next_id,
                 name=name,
@@ -88,6 +103,7 @@ class RunnerRegistry:
             self._by_id[runner.id] = runner
             self._by_scope_name[key] = runner
             self._by_scope.setdefault(scope, {})[runner.id] = runner
+            self._group_sizes[group] += 1
         return runner, _encoded_jit_config(runner)
 
     def _labels(self, names: Iterable[str]) -> list[dict[str, object]]:
@@ -130,6 +146,7 @@ class RunnerRegistry:
         del self._by_id[runner.id]
         del self._by_scope_name[(runner.scope, runner.name.lower())]
         del self._by_scope[runner.scope][runner.id]
+        self._group_sizes[(runner.scope, runner.runner_group_id)] -= 1
 
     def all(self) -> list[Registration]:
         with self._lock:
@@ -162,6 +179,7 @@ class RunnerRegistry:
             self._by_id.clear()
             self._by_scope_name.clear()
             self._by_scope.clear()
+            self._group_sizes.clear()
 
 
 def _encoded_jit_config(runner: Registration) -> str:

@@ -21,13 +21,19 @@ DOCS = "https://docs.github.com/rest"
 @dataclass
 class Request:
     method: str
-    path: str
+    path: str  # the route's path, without the GHES prefix
     template: str
     params: dict[str, str]
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: Any
     caller: Caller | None = None
+    prefix: str = ""  # "/api/v3" when asked in the GHES form
+
+    @property
+    def url_path(self) -> str:
+        """The path as the client asked it, for links back to the simulator."""
+        return self.prefix + self.path
 
 
 @dataclass
@@ -55,7 +61,8 @@ class Route:
 
 def template_pattern(template: str) -> re.Pattern[str]:
     regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-    return re.compile(f"^{regex}/?$")
+    # No optional trailing slash: GitHub answers 404 to ``/orgs/acme/actions/runners/``.
+    return re.compile(f"^{regex}$")
 
 
 class Router:

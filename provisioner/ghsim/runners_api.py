@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from provisioner.ghsim.core import Simulator
-from provisioner.ghsim.registry import DuplicateRunner, RunnerIsBusy, UnknownRunner
+from provisioner.ghsim.registry import (
+    DuplicateRunner,
+    RunnerGroupFull,
+    RunnerIsBusy,
+    UnknownRunner,
+)
 from provisioner.ghsim.routing import Request, Response, error
 
 SCOPE_PREFIXES = {
@@ -107,15 +112,46 @@ def _generate_jitconfig(simulator: Simulator, request: Request) -> Response:
         return _invalid(request, 'For "labels", 1 to 100 non-empty strings are expected.')
     if "work_folder" in body and not isinstance(body["work_folder"], str):
         return _invalid(request, 'For "work_folder", a string is expected.')
-    if group not in simulator.config.runner_group_ids:
+    config = simulator.config
+    if group not in config.runner_group_ids:
         return error(404, "Not Found", _docs(request))
+    scope = scope_of(request)
+    if simulator.registry.in_scope(scope, name):
+        return _already_exists(request, name)
+    wait_s = simulator.registrations.take(
+        scope, 1, config.registrations_per_window, config.registration_window_s, time.time()
+    )
+    if wait_s:
+        simulator.counters.event("registrations_capped")
+        refusal = error(
+            429,
+            f"Too many runner registrations: at most {config.registrations_per_window} every "
+            f"{config.registration_window_s:g} seconds for {scope}.",
+            _docs(request),
+        )
+        refusal.headers["retry-after"] = str(max(1, math.ceil(wait_s)))
+        return refusal
     try:
-        runner, encoded = simulator.registry.register(scope_of(request), name, group, labels)
+        runner, encoded = simulator.registry.register(
+            scope, name, group, labels, max_per_group=config.runners_per_group
+        )
     except DuplicateRunner:
-        return error(
-            409, f"Already exists - A runner with the name {name} already exists.", _docs(request)
+        simulator.registrations.give_back(scope)
+        return _already_exists(request, name)
+    except RunnerGroupFull:
+        simulator.registrations.give_back(scope)
+        return _invalid(
+            request,
+            f"The runner group {group} already has {config.runners_per_group} runners, "
+            "the most it can hold.",
         )
     return Response(201, {"runner": runner.to_github(), "encoded_jit_config": encoded})
+
+
+def _already_exists(request: Request, name: str) -> Response:
+    return error(
+        409, f"Already exists - A runner with the name {name} already exists.", _docs(request)
+    )
 
 
 def _token(simulator: Simulator, request: Request) -> Response:
@@ -161,7 +197,7 @@ def _link_header(request: Request, page: int, per_page: int, last: int) -> str:
 
     def url(target: int) -> str:
         query = urlencode({**kept, "per_page": per_page, "page": target})
-        return f"http://{host}{request.path}?{query}"
+        return f"http://{host}{request.url_path}?{query}"
 
     links = []
     if page < last:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any, cast
 
 from provisioner.ghsim.config import SimulatorConfig
 from provisioner.ghsim.core import Simulator
@@ -31,7 +32,9 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def process_request_thread(self, request, client_address) -> None:  # type: ignore[override]
+    def process_request_thread(  # type: ignore[override]
+        self, request: socket.socket, client_address: Any
+    ) -> None:
         with self.connections_lock:
             self.connections.add(request)
         try:
@@ -40,7 +43,9 @@ class _Server(ThreadingHTTPServer):
             with self.connections_lock:
                 self.connections.discard(request)
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+    def handle_error(  # type: ignore[override]
+        self, request: socket.socket, client_address: Any
+    ) -> None:
         # A client that gave up (timeout) before its slow answer came is not a server fault.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
@@ -104,7 +109,8 @@ class GitHubSimulator:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the simulator is not running; call start() first")
-        host, port = self._server.server_address[:2]
+        # An AF_INET server's bound address: (host as text, port).
+        host, port = cast(tuple[str, int], self._server.server_address[:2])
         return f"http://{host}:{port}"
 
     def start(self) -> GitHubSimulator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -45,6 +46,12 @@ class PatCredentials:
     def describe(self) -> str:
         return f"the personal access token from Secret key {PAT_KEY}"
 
+    @property
+    def identity(self) -> str:
+        """Who GitHub counts this credential as, without the secret: a fingerprint of the
+        token (not reversible), for limit keys, logs and metric labels."""
+        return "token-" + hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class AppCredentials:
@@ -54,6 +61,11 @@ class AppCredentials:
 
     def describe(self) -> str:
         return f"the GitHub App {self.app_id} installation {self.installation_id}"
+
+    @property
+    def identity(self) -> str:
+        """GitHub keys an App's limits by installation."""
+        return f"app-{self.app_id}-installation-{self.installation_id}"
 
 
 Credentials = PatCredentials | AppCredentials

@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -90,6 +90,7 @@ class GitHubClient:
         ``api_url`` and ``timeout``; whoever made it closes it. Without it the client makes
         (and closes) its own."""
         self.credentials = credentials
+        self.api_url = api_url.rstrip("/")
         self._timeout = timeout
         self._on_rate_limit = on_rate_limit
         self._clock = clock
@@ -201,7 +202,7 @@ class GitHubClient:
         """An authenticated request. With an App, a 401 drops the cached installation token
         (it may have been revoked) and the request is sent once more with a fresh one."""
         if self._tokens is None:
-            token = self.credentials.token
+            token = cast(PatCredentials, self.credentials).token
             response = self._send(method, path, operation, token, **kwargs)
         else:
             token = self._tokens.token()
@@ -237,7 +238,13 @@ class GitHubClient:
         return response
 
     def _report_rate_limit(self, response: httpx.Response) -> None:
-        if self._on_rate_limit is None:
+        # A 401's quota headers are the anonymous caller's, not the credential's; the App
+        # JWT's token exchange reports the App's own quota, not the installation's.
+        if (
+            self._on_rate_limit is None
+            or response.status_code == 401
+            or response.url.path.endswith("/access_tokens")
+        ):
             return
         info = parse_rate_limit(response.headers)
         if info is None:
@@ -337,7 +344,7 @@ def _message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        text = body["message"]
+        text: str = body["message"]
     else:
         text = response.text or response.reason_phrase
     return text[:MAX_MESSAGE_CHARS]

@@ -14,8 +14,9 @@ ScopeKind = Literal["repository", "organization", "enterprise"]
 
 SCOPE_URL_FORMS = (
     "https://github.com/OWNER/REPO, https://github.com/ORG or "
-    "https://github.com/enterprises/ENTERPRISE"
+    "https://github.com/enterprises/ENTERPRISE (or the same on a GitHub Enterprise Server host)"
 )
+GITHUB_COM = "github.com"
 
 # Seconds to wait after a rate-limit refusal that says nothing about when to come back.
 DEFAULT_RETRY_AFTER_S = 60.0
@@ -32,6 +33,8 @@ class GitHubScope:
     kind: ScopeKind
     owner: str  # the repository owner, the organization or the enterprise slug
     repo: str | None = None
+    host: str = GITHUB_COM  # where the scope lives: github.com or a GitHub Enterprise Server
+    scheme: str = "https"
 
     @classmethod
     def parse(cls, url: str) -> GitHubScope:
@@ -41,12 +44,22 @@ class GitHubScope:
             raise InvalidScope(
                 f"githubConfigUrl {url!r} is not an http(s) URL; use {SCOPE_URL_FORMS}"
             )
-        if len(segments) == 2 and segments[0] == "enterprises":
-            return cls("enterprise", segments[1])
+        if any(segment in (".", "..") for segment in segments):
+            raise InvalidScope(
+                f"githubConfigUrl {url!r} has a '.' or '..' path segment; use {SCOPE_URL_FORMS}"
+            )
+        where = {"host": parts.netloc.lower(), "scheme": parts.scheme}
+        if segments and segments[0] == "enterprises":
+            if len(segments) == 2:
+                return cls("enterprise", segments[1], **where)
+            raise InvalidScope(
+                f"githubConfigUrl {url!r} names no enterprise; use "
+                "https://HOST/enterprises/ENTERPRISE"
+            )
         if len(segments) == 1:
-            return cls("organization", segments[0])
+            return cls("organization", segments[0], **where)
         if len(segments) == 2:
-            return cls("repository", segments[0], segments[1].removesuffix(".git"))
+            return cls("repository", segments[0], segments[1].removesuffix(".git"), **where)
         raise InvalidScope(
             f"githubConfigUrl {url!r} names no repository, organization or enterprise; "
             f"use {SCOPE_URL_FORMS}"

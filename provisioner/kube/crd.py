@@ -25,7 +25,8 @@ def crd_manifest_path() -> Path:
 
 
 def load_crd() -> dict:
-    return yaml.safe_load(crd_manifest_path().read_text())
+    manifest: dict = yaml.safe_load(crd_manifest_path().read_text())
+    return manifest
 
 
 def install_crd(api: client.ApiClient, timeout: float = 30.0) -> None:

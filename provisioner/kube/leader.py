@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -48,11 +49,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class LostLeadership(RuntimeError):
+    """This process no longer holds the leader Lease (or cannot tell that it does): it must
+    not write anything a leader writes."""
+
+
+def holds_lease(renewed_at: float | None, now: float, renew_deadline: float) -> bool:
+    """Whether a candidate whose last successful round started at ``renewed_at`` (monotonic)
+    may still act as leader at ``now``: only within ``renew_deadline`` of it, which is shorter
+    than the Lease's duration, so it stops before anyone else may take the Lease over."""
+    return renewed_at is not None and now - renewed_at < renew_deadline
+
+
 class LeaderElector:
     """Keeps trying to hold the Lease ``namespace/name``; ``is_leader`` says whether it does.
 
-    Leadership is given up (``on_stopped_leading``) as soon as a renewal fails, before the
-    Lease could have expired for the others: a reconciler that cannot renew must stop planning.
+    Leadership is given up (``on_stopped_leading``) as soon as a renewal fails, and
+    ``is_leader`` turns False by itself once no round has succeeded for ``renew_deadline``
+    seconds (a hung Lease read included), before the Lease could have expired for the others:
+    a reconciler that cannot renew must stop writing. ``check()`` is that fence.
     """
 
     def __init__(
@@ -65,6 +80,7 @@ class LeaderElector:
         retry_period: float = 2.0,
         on_started_leading: Callable[[], None] | None = None,
         on_stopped_leading: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.coordination = client.CoordinationV1Api(api)
         self.namespace = namespace
@@ -79,10 +95,20 @@ class LeaderElector:
         self._thread: threading.Thread | None = None
         self._observed_record: tuple | None = None
         self._observed_at: dt.datetime | None = None
+        self.renew_deadline = lease_duration * 2 / 3
+        self.clock = clock
+        self._renewed_at: float | None = None
 
     @property
     def is_leader(self) -> bool:
-        return self._leader.is_set()
+        return self._leader.is_set() and holds_lease(
+            self._renewed_at, self.clock(), self.renew_deadline
+        )
+
+    def check(self) -> None:
+        """The fence before a leader's write: LostLeadership unless the Lease is surely ours."""
+        if not self.is_leader:
+            raise LostLeadership(f"not the holder of Lease {self.namespace}/{self.name}")
 
     def wait_for_leadership(self, timeout: float | None = None) -> bool:
         return self._leader.wait(timeout)
@@ -154,14 +180,24 @@ class LeaderElector:
             raise
         return True
 
+    def run_round(self) -> bool:
+        """One round of the campaign; True while this candidate holds the Lease. The
+        leadership it grants is measured from when the round started: the Lease was written
+        no earlier than that."""
+        started = self.clock()
+        try:
+            holding = self.try_acquire_or_renew()
+        except Exception:
+            log.exception("leader election: could not read or write Lease %s", self.name)
+            holding = False
+        if holding:
+            self._renewed_at = started
+        self._set_leader(holding)
+        return holding
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                holding = self.try_acquire_or_renew()
-            except Exception:
-                log.exception("leader election: could not read or write Lease %s", self.name)
-                holding = False
-            self._set_leader(holding)
+            self.run_round()
             self._stop.wait(self.retry_period)
 
     def _set_leader(self, leader: bool) -> None:

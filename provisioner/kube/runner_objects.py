@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from provisioner.kube.errors import KubeConflict, KubeNotFound, kube_errors
 from provisioner.kube.scaleset import ScaleSet, owner_reference
 
 SCALE_SET_LABEL = "provisioner.dev/scale-set"
@@ -138,46 +140,117 @@ def build_pod(scale_set: ScaleSet, name: str) -> dict[str, Any]:
 
 
 class RunnerObjects:
-    """Runner Secrets and Pods in one namespace. API errors other than AlreadyExists on create
-    and NotFound on delete propagate as ApiException for the caller to classify."""
+    """Runner Secrets and Pods in one namespace. Failures are the typed errors of
+    provisioner.kube.errors; AlreadyExists on create and NotFound on delete are answers."""
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str) -> None:
         self.core = k8s.CoreV1Api(api_client)
         self.namespace = namespace
 
     def create_secret(self, scale_set: ScaleSet, name: str, encoded_jit_config: str) -> bool:
-        """False when the Secret already existed (an earlier attempt made it)."""
-        return _created(
-            lambda: self.core.create_namespaced_secret(
-                self.namespace,
-                build_secret(scale_set, name, encoded_jit_config),
-                _preload_content=False,
+        """False when a Secret of that name already existed."""
+        with kube_errors(f"create Secret {self.namespace}/{name}"):
+            return _created(
+                lambda: self.core.create_namespaced_secret(
+                    self.namespace,
+                    build_secret(scale_set, name, encoded_jit_config),
+                    _preload_content=False,
+                )
             )
-        )
 
     def create_pod(self, scale_set: ScaleSet, name: str) -> bool:
-        """False when the Pod already existed (an earlier attempt made it)."""
-        return _created(
-            lambda: self.core.create_namespaced_pod(
-                self.namespace, build_pod(scale_set, name), _preload_content=False
+        """False when a Pod of that name already existed."""
+        with kube_errors(f"create Pod {self.namespace}/{name}"):
+            return _created(
+                lambda: self.core.create_namespaced_pod(
+                    self.namespace, build_pod(scale_set, name), _preload_content=False
+                )
             )
-        )
 
-    def delete_runner_objects(self, name: str) -> None:
-        """Pod first, so no container is left reading a deleted Secret; missing ones are fine."""
-        _deleted(lambda: self.core.delete_namespaced_pod(name, self.namespace))
-        _deleted(lambda: self.core.delete_namespaced_secret(name, self.namespace))
+    def secret_owner(self, name: str) -> str | None:
+        """The uid of the Secret's controlling owner ("" when it has none); None when there
+        is no such Secret."""
+        try:
+            with kube_errors(f"read Secret {self.namespace}/{name}"):
+                return _controller_uid(self.core.read_namespaced_secret(name, self.namespace))
+        except KubeNotFound:
+            return None
+
+    def pod_owner(self, name: str) -> str | None:
+        """As secret_owner, for the Pod."""
+        try:
+            with kube_errors(f"read Pod {self.namespace}/{name}"):
+                return _controller_uid(self.core.read_namespaced_pod(name, self.namespace))
+        except KubeNotFound:
+            return None
+
+    def delete_runner_objects(self, name: str, owner_uid: str | None = None) -> None:
+        """Pod first, so no container is left reading a deleted Secret; missing ones are fine.
+        With ``owner_uid``, an object another owner controls is left alone."""
+        self._delete(
+            "Pod", name, owner_uid, self.core.read_namespaced_pod, self.core.delete_namespaced_pod
+        )
+        self._delete(
+            "Secret",
+            name,
+            owner_uid,
+            self.core.read_namespaced_secret,
+            self.core.delete_namespaced_secret,
+        )
 
     def list_runner_pods(self, scale_set_name: str) -> list[k8s.V1Pod]:
         selector = f"{SCALE_SET_LABEL}={scale_set_name}"
-        return self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        with kube_errors(f"list runner Pods of {self.namespace}/{scale_set_name}"):
+            pods: list[k8s.V1Pod] = self.core.list_namespaced_pod(
+                self.namespace, label_selector=selector
+            ).items
+            return pods
 
     def list_runner_secrets(self, scale_set_name: str) -> list[k8s.V1Secret]:
         selector = f"{SCALE_SET_LABEL}={scale_set_name}"
-        return self.core.list_namespaced_secret(self.namespace, label_selector=selector).items
+        with kube_errors(f"list runner Secrets of {self.namespace}/{scale_set_name}"):
+            secrets: list[k8s.V1Secret] = self.core.list_namespaced_secret(
+                self.namespace, label_selector=selector
+            ).items
+            return secrets
+
+    def _delete(
+        self,
+        kind: str,
+        name: str,
+        owner_uid: str | None,
+        read: Callable[..., Any],
+        delete: Callable[..., Any],
+    ) -> None:
+        operation = f"delete {kind} {self.namespace}/{name}"
+        try:
+            with kube_errors(operation):
+                if owner_uid is None:
+                    delete(name, self.namespace)
+                    return
+                current = read(name, self.namespace)
+                if _controller_uid(current) != owner_uid:
+                    return
+                # The precondition makes sure it is the object just read that goes.
+                delete(
+                    name,
+                    self.namespace,
+                    body=k8s.V1DeleteOptions(
+                        preconditions=k8s.V1Preconditions(uid=current.metadata.uid)
+                    ),
+                )
+        except (KubeNotFound, KubeConflict):
+            pass  # gone already, or replaced by another object since it was read
 
 
-def _created(create) -> bool:
+def _controller_uid(obj: Any) -> str:
+    for reference in obj.metadata.owner_references or []:
+        if reference.controller:
+            return str(reference.uid)
+    return ""
+
+
+def _created(create: Callable[[], Any]) -> bool:
     # The created object comes back unparsed (_preload_content=False) and is dropped: turning
     # it into a model costs more CPU than the rest of the call. Read to the end, so the
     # connection goes back to the pool ready for the next request.
@@ -190,14 +263,6 @@ def _created(create) -> bool:
             return False
         raise
     return True
-
-
-def _deleted(delete) -> None:
-    try:
-        delete()
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def runner_pod_state(pod: k8s.V1Pod) -> PodState:

@@ -10,20 +10,25 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from provisioner.github.models import GitHubScope, InvalidScope
 from provisioner.kube.crd import GROUP, KIND, PLURAL, VERSION
+from provisioner.naming import NAME_SUFFIX_LENGTH
+
+if TYPE_CHECKING:
+    from provisioner.github.auth import Credentials
 
 log = logging.getLogger(__name__)
 
 # Runner names are "<prefix>-<5 characters>" and serve as Pod names and label values, which
 # Kubernetes limits to 63 characters.
 MAX_LABEL_VALUE = 63
-RUNNER_NAME_SUFFIX = 6
+RUNNER_NAME_SUFFIX = NAME_SUFFIX_LENGTH + 1  # "-" and the suffix
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 EVENT_COMPONENT = "runner-provisioner"
 
@@ -61,6 +66,10 @@ class ScaleSet:
     replicas: int
     template: dict[str, Any]
     runner_name_prefix: str
+    # Set once the resource is being deleted: its runners are removed, none are created.
+    deleting: bool = False
+    # spec.githubApiUrl: the REST API of a GitHub Enterprise Server, when not HOST/api/v3.
+    github_api_url: str | None = None
 
     @property
     def key(self) -> str:
@@ -123,7 +132,22 @@ class ScaleSet:
             replicas=_integer(spec, "replicas", 0, minimum=0),
             template=_checked_template(spec.get("template")),
             runner_name_prefix=prefix,
+            deleting=bool(meta.get("deletionTimestamp")),
+            github_api_url=_api_url(spec),
         )
+
+
+def _api_url(spec: dict) -> str | None:
+    value = spec.get("githubApiUrl")
+    if value is None:
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ScaleSetSpecError(
+            "spec.githubApiUrl",
+            f"must be an http(s) URL such as https://HOST/api/v3, got {value!r}",
+        )
+    return cast(str, value)
 
 
 def _string(spec: dict, key: str) -> str:
@@ -259,8 +283,11 @@ class ScaleSetStore:
     def patch_status(self, namespace: str, name: str, status: dict) -> dict:
         """Merge ``status`` into the status subresource (lists, such as conditions, are
         replaced whole)."""
-        return self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+        return cast(
+            dict,
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+            ),
         )
 
     def emit_event(
@@ -294,11 +321,14 @@ class ScaleSetStore:
         """Set spec.replicas through the scale subresource, as `kubectl scale` does."""
         if replicas < 0:
             raise ValueError(f"replicas must be 0 or more, got {replicas}")
-        return self.custom.patch_namespaced_custom_object_scale(
-            GROUP, VERSION, namespace, PLURAL, name, {"spec": {"replicas": replicas}}
+        return cast(
+            dict,
+            self.custom.patch_namespaced_custom_object_scale(
+                GROUP, VERSION, namespace, PLURAL, name, {"spec": {"replicas": replicas}}
+            ),
         )
 
-    def read_credentials(self, scale_set: ScaleSet):
+    def read_credentials(self, scale_set: ScaleSet) -> Credentials:
         """The GitHub credentials in the scale set's githubConfigSecret."""
         from provisioner.github.auth import InvalidCredentials, credentials_from_secret_data
 

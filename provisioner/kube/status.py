@@ -24,7 +24,7 @@ def update_status(
     custom = k8s.CustomObjectsApi(api)
     for _ in range(attempts):
         try:
-            obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            obj: dict = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -35,9 +35,10 @@ def update_status(
             return obj
         obj["status"] = new
         try:
-            return custom.replace_namespaced_custom_object_status(
+            replaced: dict = custom.replace_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, obj
             )
+            return replaced
         except ApiException as exc:
             if exc.status == 404:
                 return None

@@ -5,6 +5,7 @@ from provisioner.limits.adaptive import AdaptiveConcurrency, SharedAdaptiveConcu
 from provisioner.limits.breaker import CircuitBreaker
 from provisioner.limits.budget import RedisConcurrencyBudget
 from provisioner.limits.errors import CircuitOpen, RateLimitExceeded
+from provisioner.limits.sliding_window import RedisSlidingWindow
 from provisioner.limits.token_bucket import GitHubRateLimitPauser, RedisTokenBucket
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "GitHubRateLimitPauser",
     "RateLimitExceeded",
     "RedisConcurrencyBudget",
+    "RedisSlidingWindow",
     "RedisTokenBucket",
     "SharedAdaptiveConcurrency",
 ]

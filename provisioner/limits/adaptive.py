@@ -1,5 +1,6 @@
-"""Adaptive concurrency: additive increase while calls succeed, multiplicative decrease on
-throttling or timeouts (AIMD), within [limit_min, limit_max]."""
+"""Adaptive concurrency: additive increase while calls succeed, multiplicative decrease when
+GitHub throttles (AIMD), within [limit_min, limit_max]. Timeouts do not cut it: a slow or lossy
+network says nothing about GitHub's limits, and cutting on each one starved creations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Protocol
 
 class AdaptiveConcurrency:
     """Pure AIMD. Each success adds ``increase / limit``, so the limit grows by ``increase``
-    per round of ``limit`` calls. A throttle or timeout multiplies it by ``decrease_factor``,
+    per round of ``limit`` calls. A throttle multiplies it by ``decrease_factor``,
     at most once per round: the other calls of the round were already in flight and report
     the same overload, which must not cut the limit again. Thread-safe."""
 
@@ -48,12 +49,6 @@ class AdaptiveConcurrency:
             return self.limit
 
     def on_throttle(self) -> int:
-        return self._decrease()
-
-    def on_timeout(self) -> int:
-        return self._decrease()
-
-    def _decrease(self) -> int:
         with self._lock:
             if self._since_decrease >= self.limit:
                 self._limit = max(self.limit_min, self._limit * self.decrease_factor)
@@ -82,9 +77,6 @@ class SharedAdaptiveConcurrency:
 
     def on_throttle(self) -> int:
         return self._apply(self.adaptive.on_throttle())
-
-    def on_timeout(self) -> int:
-        return self._apply(self.adaptive.on_timeout())
 
     def _apply(self, limit: int) -> int:
         if limit != self.budget.limit:

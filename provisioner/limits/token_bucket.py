@@ -101,11 +101,17 @@ class RedisTokenBucket:
 
 
 class RateLimitHeaders(Protocol):
-    limit: int
-    remaining: int
-    used: int
-    reset: int
-    resource: str
+    # Read-only, so the frozen RateLimitInfo satisfies it.
+    @property
+    def limit(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def used(self) -> int: ...
+    @property
+    def reset(self) -> int: ...
+    @property
+    def resource(self) -> str: ...
 
 
 class GitHubRateLimitPauser:

@@ -1,30 +1,28 @@
-"""Garbage collection of what a crash may leave behind: GitHub registrations with our name
-pattern and neither a pod nor a live ledger entry, Secrets with no pod, ledger entries past
-their deadline. Leftovers get a grace period from when they were first seen orphaned, so a
-runner being created right now (registered, Secret not yet written) is never taken."""
+"""Garbage collection of what a crash may leave behind: the scale set's own GitHub
+registrations (its owner label and name pattern) with neither a pod nor a live ledger entry,
+its Secrets with no pod, ledger entries past their deadline. Leftovers get a grace period from
+when they were first seen orphaned, so a runner being created right now (registered, Secret
+not yet written) is never taken. Another scale set's runners are never candidates, even when
+their names share the prefix (same-named scale sets in two namespaces or clusters)."""
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from provisioner import metrics
-from provisioner.github.errors import NotFound, RunnerBusy
+from provisioner.github.errors import RunnerBusy
 from provisioner.kube.scaleset import ScaleSet
-from workers.context import WorkerContext
+from provisioner.naming import is_owned_by, runner_name_pattern
+from provisioner.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 120.0
 _FIRST_SEEN_KEY = "provisioner:gc:first-seen"
-
-
-def runner_name_pattern(prefix: str) -> re.Pattern[str]:
-    """Names the planner gives a scale set's runners, and no other scale set's."""
-    return re.compile(rf"^{re.escape(prefix)}-[a-z0-9]{{5}}$")
 
 
 def orphans(
@@ -63,18 +61,18 @@ class GcReport:
 class GarbageCollector:
     def __init__(
         self,
-        context: WorkerContext,
+        runtime: Runtime,
         grace: float = GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
     ):
-        self.context = context
+        self.runtime = runtime
         self.grace = grace
         self.clock = clock
 
     def collect(self, scale_sets: list[ScaleSet], dry_run: bool = False) -> GcReport:
         report = GcReport()
         now = self.clock()
-        ledger = self.context.ledger
+        ledger = self.runtime.ledger
         expired = ledger.expired(now)
         report.ledger_entries = [f"{entry.scale_set}/{entry.name}" for entry in expired]
         if not dry_run:
@@ -100,9 +98,9 @@ class GarbageCollector:
         dry_run: bool,
         report: GcReport,
     ) -> dict[str, float]:
-        ctx = self.context
-        objects = ctx.objects(scale_set)
-        in_flight = {e.name for e in ctx.ledger.in_flight(scale_set.key, now)}
+        runtime = self.runtime
+        objects = runtime.objects(scale_set)
+        in_flight = {e.name for e in runtime.ledger.in_flight(scale_set.key, now)}
         pods = {p.metadata.name for p in objects.list_runner_pods(scale_set.name)}
         keep = pods | in_flight
         pattern = runner_name_pattern(scale_set.runner_name_prefix)
@@ -113,12 +111,10 @@ class GarbageCollector:
             secrets, keep, _scoped(first_seen, secret_key), now, self.grace
         )
 
-        scope = ctx.scope(scale_set)
-        ctx.github_token(timeout=30)
         registered = {
             r.name: r
-            for r in ctx.github_request(scale_set, lambda c: c.list_runners(scope))
-            if pattern.match(r.name)
+            for r in runtime.registrations.list(scale_set)
+            if pattern.match(r.name) and is_owned_by(r.labels, scale_set.uid)
         }
         registration_key = f"{scale_set.key}/registration/"
         remove_registrations, seen_registrations = orphans(
@@ -130,19 +126,14 @@ class GarbageCollector:
                 report.registrations.append(name)
                 continue
             try:
-                ctx.github_token(timeout=30)
-                ctx.github_request(
-                    scale_set, lambda c, i=registered[name].id: c.delete_runner(scope, i)
-                )
-            except NotFound:
-                pass
+                runtime.registrations.remove(scale_set, name, registered[name])
             except RunnerBusy:
                 continue  # running a job after all: not garbage
             report.registrations.append(name)
             metrics.GARBAGE_COLLECTED.labels(kind="registration").inc()
         for name in remove_secrets:
             if not dry_run:
-                objects.delete_runner_objects(name)
+                objects.delete_runner_objects(name, owner_uid=scale_set.uid)
                 metrics.GARBAGE_COLLECTED.labels(kind="secret").inc()
             report.secrets.append(name)
         return {
@@ -151,11 +142,11 @@ class GarbageCollector:
         }
 
     def _first_seen(self) -> dict[str, float]:
-        raw = self.context.redis.hgetall(_FIRST_SEEN_KEY)
+        raw = cast(dict, self.runtime.redis.hgetall(_FIRST_SEEN_KEY))
         return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
 
     def _remember(self, seen: dict[str, float]) -> None:
-        pipe = self.context.redis.pipeline()
+        pipe = self.runtime.redis.pipeline()
         pipe.delete(_FIRST_SEEN_KEY)
         if seen:
             pipe.hset(_FIRST_SEEN_KEY, mapping=seen)

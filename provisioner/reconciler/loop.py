@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import watch
@@ -20,17 +21,17 @@ from kubernetes.client.exceptions import ApiException
 
 from provisioner.config import Settings
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
-from provisioner.kube.leader import LeaderElector
+from provisioner.kube.leader import LeaderElector, LostLeadership
+from provisioner.kube.runner_objects import SCALE_SET_LABEL
 from provisioner.kube.scaleset import ScaleSetStore
-from provisioner.reconciler.dispatch import ChordDispatcher, SequentialDispatcher
+from provisioner.reconciler.dispatch import ChordDispatcher, Dispatcher, SequentialDispatcher
 from provisioner.reconciler.gc import GarbageCollector
 from provisioner.reconciler.key_queue import KeyQueue
 from provisioner.reconciler.scale_set import ScaleSetReconciler
-from workers.context import WorkerContext
+from provisioner.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-SCALE_SET_LABEL = "provisioner.dev/scale-set"
 POD_DEBOUNCE_SECONDS = 1.0
 RESYNC_SECONDS = 30.0
 GC_INTERVAL_SECONDS = 60.0
@@ -40,27 +41,29 @@ WATCH_SECONDS = 300
 class Reconciler:
     def __init__(self, settings: Settings, lease_namespace: str = "default"):
         self.settings = settings
-        self.context = WorkerContext(settings)
-        dispatcher = (
-            ChordDispatcher() if settings.parallel_creation else SequentialDispatcher(self.context)
-        )
-        if isinstance(dispatcher, SequentialDispatcher):
-            dispatcher.on_progress = lambda: self.on_heartbeat()
-        self.scale_sets = ScaleSetReconciler(self.context, dispatcher)
-        self.queue = KeyQueue()
-        self.store = ScaleSetStore(self.context.api)
-        self.gc = GarbageCollector(self.context)
-        self.stopping = threading.Event()
-        self.custom = k8s.CustomObjectsApi(self.context.api)
-        self.core = k8s.CoreV1Api(self.context.api)
+        self.runtime = Runtime(settings)
         self.on_heartbeat: Callable[[], None] = lambda: None
+        dispatcher: Dispatcher
+        if settings.parallel_creation:
+            dispatcher = ChordDispatcher(settings, self.runtime.redis)
+        else:
+            sequential = SequentialDispatcher(self.runtime)
+            sequential.on_progress = lambda: self.on_heartbeat()
+            dispatcher = sequential
+        self.queue = KeyQueue()
+        self.store = ScaleSetStore(self.runtime.api)
+        self.gc = GarbageCollector(self.runtime)
+        self.stopping = threading.Event()
+        self.custom = k8s.CustomObjectsApi(self.runtime.api)
+        self.core = k8s.CoreV1Api(self.runtime.api)
         self.elector = LeaderElector(
-            self.context.api,
+            self.runtime.api,
             lease_namespace,
             "runner-provisioner-reconciler",
             identity=f"{socket.gethostname()}-{os.getpid()}",
             on_started_leading=self._resync,
         )
+        self.scale_sets = ScaleSetReconciler(self.runtime, dispatcher, fence=self.elector.check)
 
     def run(self) -> None:
         threads = [
@@ -80,7 +83,7 @@ class Reconciler:
         finally:
             self.stopping.set()
             self.elector.stop(release=True)
-            self.context.close()
+            self.runtime.close()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -103,6 +106,9 @@ class Reconciler:
                 requeue_after = self.scale_sets.reconcile(namespace, name)
                 if requeue_after is not None:
                     self.queue.add(key, delay=requeue_after)
+            except LostLeadership:
+                log.warning("lost the leader Lease while reconciling %s; stopped there", key)
+                self.queue.add(key, delay=1.0)
             except Exception:
                 log.exception("reconciling %s failed; retrying in 5s", key)
                 self.queue.add(key, delay=5.0)
@@ -121,7 +127,7 @@ class Reconciler:
         except Exception as exc:
             log.warning("garbage collection failed: %s", exc)
 
-    def _list_scale_sets(self, **kwargs):
+    def _list_scale_sets(self, **kwargs: Any) -> Any:
         if self.settings.namespace:
             return self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, self.settings.namespace, PLURAL, **kwargs
@@ -148,14 +154,14 @@ class Reconciler:
         )
 
     def _watch_pods(self) -> None:
-        def list_pods(**kwargs):
+        def list_pods(**kwargs: Any) -> Any:
             if self.settings.namespace:
                 return self.core.list_namespaced_pod(
                     self.settings.namespace, label_selector=SCALE_SET_LABEL, **kwargs
                 )
             return self.core.list_pod_for_all_namespaces(label_selector=SCALE_SET_LABEL, **kwargs)
 
-        def key_of(pod):
+        def key_of(pod: Any) -> tuple[str, str | None]:
             # Listed pods are models; watched ones arrive as dicts (the wrapper has no
             # return type for the watch to deserialize into).
             if isinstance(pod, dict):
@@ -165,7 +171,12 @@ class Reconciler:
 
         self._watch_forever(list_pods, key_of, delay=POD_DEBOUNCE_SECONDS)
 
-    def _watch_forever(self, list_func, key_of, delay: float) -> None:
+    def _watch_forever(
+        self,
+        list_func: Callable[..., Any],
+        key_of: Callable[[Any], tuple[str, str | None]],
+        delay: float,
+    ) -> None:
         resource_version = None
         while not self.stopping.is_set():
             stream = watch.Watch()

@@ -1,16 +1,20 @@
 """Removing runners: the GitHub registration first (so no job can be given to a runner that is
-about to vanish, and a busy runner is refused by GitHub), then its Pod and Secret."""
+about to vanish, and a busy runner is refused by GitHub), then its Pod and Secret. A Pod is
+deleted only after GitHub confirmed its registration gone (or never there): a runner missing
+from a listing is asked about by name, never assumed idle."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from provisioner import metrics
-from provisioner.github.errors import NotFound, RunnerBusy
+from provisioner.github import Runner
+from provisioner.github.errors import RunnerBusy
 from provisioner.kube.scaleset import ScaleSet
-from workers.context import WorkerContext
+from provisioner.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -23,52 +27,44 @@ class RemovalResult:
 
 
 class RunnerRemover:
-    def __init__(self, context: WorkerContext):
-        self.context = context
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
 
     def remove(
         self,
         scale_set: ScaleSet,
         names: list[str],
         why: str,
-        runner_ids: dict[str, int] | None = None,
+        registered: Mapping[str, Runner] | None = None,
     ) -> RemovalResult:
-        """Remove ``names``. ``runner_ids`` (name -> GitHub id, from a list the caller already
-        made) saves a lookup per runner: a name missing from it has no registration. Without
-        it, each runner is looked up by name."""
+        """Remove ``names``. ``registered`` (name -> registration, from a listing the caller
+        already made) saves a lookup per runner listed in it; any other name is looked up."""
         result = RemovalResult()
-        scope = self.context.scope(scale_set)
+        if not names:
+            return result
         # One removal is a GitHub round trip or two: done side by side, as many at once as
         # creations may talk to GitHub, so scaling 500 runners down does not take minutes.
-        workers = max(1, min(len(names), self.context.settings.runner_creation_concurrency))
+        workers = max(1, min(len(names), self.runtime.settings.runner_creation_concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
             outcomes = pool.map(
-                lambda name: self._remove_one(scale_set, scope, name, why, runner_ids), names
+                lambda name: self._remove_one(scale_set, name, why, (registered or {}).get(name)),
+                names,
             )
             for name, outcome in zip(names, outcomes, strict=True):
                 getattr(result, outcome).append(name)
         return result
 
-    def _remove_one(self, scale_set, scope, name: str, why: str, runner_ids) -> str:
+    def _remove_one(self, scale_set: ScaleSet, name: str, why: str, runner: Runner | None) -> str:
         """ "removed", "busy" or "failed"."""
-        ctx = self.context
         try:
-            runner_id = (runner_ids or {}).get(name)
-            if runner_id is None and runner_ids is None:
-                runner = ctx.github_request(scale_set, lambda c: c.find_runner_by_name(scope, name))
-                runner_id = runner.id if runner is not None else None
-            if runner_id is not None:
-                ctx.github_token(timeout=30)
-                ctx.github_request(scale_set, lambda c: c.delete_runner(scope, runner_id))
-        except NotFound:
-            pass
+            self.runtime.registrations.remove(scale_set, name, runner)
         except RunnerBusy:
             return "busy"
         except Exception as exc:
             log.warning("runner %s: could not remove its registration: %s", name, exc)
             return "failed"
         try:
-            ctx.objects(scale_set).delete_runner_objects(name)
+            self.runtime.objects(scale_set).delete_runner_objects(name, owner_uid=scale_set.uid)
         except Exception as exc:
             log.warning("runner %s: could not delete its Pod/Secret: %s", name, exc)
             return "failed"

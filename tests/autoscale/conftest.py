@@ -3,9 +3,11 @@ the GitHub simulator, which sends its workflow_job webhooks to the receiver."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,6 +20,7 @@ from provisioner.autoscale.service import Autoscaler
 from provisioner.autoscale.store import DemandStore
 from provisioner.autoscale.targets import ScaleTargets
 from provisioner.devenv.pipeline import scale_set_manifest
+from provisioner.devenv.procs import ServerProcess, free_port, log_tail
 from provisioner.ghsim.jobs import JobsAdmin
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from tests.fixtures.ghsim import Ghsim
@@ -128,3 +131,60 @@ def loops(autoscale_env: AutoscaleEnv) -> Iterator[Callable[..., AutoscalerLoops
     yield start
     for running in started:
         running.stop()
+
+
+@dataclass
+class WebhookCommand:
+    """``provisioner webhook`` running as a process, as users run it."""
+
+    process: ServerProcess
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhook"
+
+
+@pytest.fixture
+def webhook_command(
+    autoscale_env: AutoscaleEnv, kubeconfig: str, redis_url: str, tmp_path: Path
+) -> Iterator[Callable[..., WebhookCommand]]:
+    """Start ``provisioner webhook`` against the test's servers; stopped at the test's end."""
+    started: list[ServerProcess] = []
+
+    def start(*flags: str) -> WebhookCommand:
+        secret_file = tmp_path / "webhook-secret"
+        secret_file.write_bytes(WEBHOOK_SECRET + b"\n")
+        port = free_port()
+        log_path = tmp_path / f"webhook-{len(started)}.log"
+        process = ServerProcess(
+            "webhook",
+            [
+                sys.executable,
+                "-m",
+                "provisioner",
+                "webhook",
+                f"--port={port}",
+                "--host=127.0.0.1",
+                f"--webhook-secret-file={secret_file}",
+                "--poll-interval=0",
+                *flags,
+            ],
+            log_path,
+            env={
+                "PROVISIONER_KUBECONFIG": kubeconfig,
+                "PROVISIONER_REDIS_URL": redis_url,
+                "PROVISIONER_NAMESPACE": autoscale_env.namespace,
+                "PROVISIONER_GITHUB_API_URL": autoscale_env.ghsim.url,
+                "PROVISIONER_METRICS_PORT": "0",
+            },
+        )
+        started.append(process)
+        process.start()
+        process.wait_ready(lambda: "listening on" in log_tail(log_path, 50), 30)
+        return WebhookCommand(process, port, log_path)
+
+    yield start
+    for process in started:
+        process.stop()

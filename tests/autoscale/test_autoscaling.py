@@ -8,7 +8,11 @@ from collections.abc import Callable
 
 from prometheus_client import REGISTRY
 
+from provisioner.autoscale.demand import JobStatus
+from provisioner.autoscale.events import JobEvent
 from provisioner.autoscale.runner import AutoscalerLoops
+from provisioner.autoscale.service import Autoscaler
+from provisioner.autoscale.store import DemandStore
 from tests.autoscale.conftest import LABELS, REPOSITORY, AutoscaleEnv, wait_for
 
 
@@ -124,3 +128,18 @@ def test_polling_completes_jobs_of_an_organization_scale_set(
     assert env.autoscaler.poll() == 2
     assert env.store.active(key) == 0
     wait_for(lambda: env.replicas("org") == 0, 10, "replicas back to 0")
+
+
+def test_a_job_whose_completion_never_comes_stops_holding_a_runner(
+    autoscale_env: AutoscaleEnv,
+) -> None:
+    env = autoscale_env
+    key = env.create_scale_set("lost", min_runners=0, max_runners=3)
+    autoscaler = Autoscaler(DemandStore(env.redis, job_ttl_s=1), env.targets, scale_down_delay_s=0)
+    event = JobEvent(job_id=7, status=JobStatus.QUEUED, labels=tuple(LABELS), repository=REPOSITORY)
+    assert autoscaler.record(event).outcome == "applied"
+    autoscaler.sync()
+    assert env.replicas("lost") == 1
+    # No completed event and no polling: after the TTL the job no longer counts.
+    wait_for(lambda: autoscaler.sync() or env.replicas("lost") == 0, 10, "replicas back to 0")
+    assert env.store.active(key) == 0

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from provisioner.devenv.procs import ServerProcess, free_port, log_tail
 from tests.autoscale.conftest import LABELS, REPOSITORY, WEBHOOK_SECRET, AutoscaleEnv, wait_for
 
@@ -67,3 +69,42 @@ def test_without_a_secret_the_command_refuses_to_start_and_says_how() -> None:
     assert result.returncode == 2
     assert "PROVISIONER_WEBHOOK_SECRET" in result.stderr
     assert "--webhook-secret-file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "replace-with-the-webhook-secret",
+        "change-me",
+        "CHANGEME-please-1234",
+        "",
+        "   ",
+        "15-chars-secret",
+    ],
+    ids=["shipped-placeholder", "change-me", "changeme-inside", "empty", "blank", "short"],
+)
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_a_placeholder_empty_or_short_secret_is_refused_in_one_line(
+    secret: str, source: str, tmp_path: Path
+) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    flags = []
+    if source == "file":
+        (tmp_path / "secret").write_text(secret + "\n")
+        flags.append(f"--webhook-secret-file={tmp_path / 'secret'}")
+        setting = "--webhook-secret-file"
+    else:
+        env["PROVISIONER_WEBHOOK_SECRET"] = secret
+        setting = "PROVISIONER_WEBHOOK_SECRET"
+    result = subprocess.run(
+        [sys.executable, "-m", "provisioner", "webhook", "--port=0", *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert setting in result.stderr
+    if secret.strip():
+        assert secret not in result.stderr  # a weak secret is still a secret

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import struct
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -13,7 +16,7 @@ import pytest
 from provisioner.autoscale.service import Autoscaler
 from provisioner.autoscale.signature import sign
 from provisioner.autoscale.store import DemandStore
-from tests.autoscale.conftest import LABELS, REPOSITORY, WEBHOOK_SECRET, AutoscaleEnv
+from tests.autoscale.conftest import LABELS, REPOSITORY, WEBHOOK_SECRET, AutoscaleEnv, wait_for
 
 SCALE_SET = "linux"
 
@@ -199,4 +202,46 @@ def test_a_chunked_body_is_refused_unread(autoscale_env: AutoscaleEnv, scale_set
         },
     )
     assert answer.status_code == 411
+    assert unchanged(autoscale_env, scale_set, demand=0, replicas=0)
+
+
+def test_a_signed_body_nested_too_deeply_to_parse_is_400(
+    autoscale_env: AutoscaleEnv, scale_set: str
+) -> None:
+    answer = post(autoscale_env, b"[" * 100_000 + b"]" * 100_000)
+    assert answer.status_code == 400
+    assert answer.json()["message"]
+    assert unchanged(autoscale_env, scale_set, demand=0, replicas=0)
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_client_hanging_up_mid_body_is_one_debug_line(
+    autoscale_env: AutoscaleEnv,
+    scale_set: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    reset: bool,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="provisioner.autoscale")
+    target = urlsplit(autoscale_env.receiver.url)
+    head = (
+        f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+        f"X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: {uuid.uuid4()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    conn = socket.create_connection((target.hostname, target.port), timeout=10)
+    conn.sendall(head + b'{"action": ')
+    time.sleep(0.2)  # the receiver is reading the body now
+    if reset:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+    def hang_ups() -> list[logging.LogRecord]:
+        return [record for record in caplog.records if "hung up" in record.getMessage()]
+
+    wait_for(hang_ups, 5, "the receiver to notice the hang-up")
+    time.sleep(0.3)  # room for anything else it would log about this connection
+    assert [(record.levelno, record.exc_info) for record in hang_ups()] == [(logging.DEBUG, None)]
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+    assert "Traceback" not in capsys.readouterr().err
     assert unchanged(autoscale_env, scale_set, demand=0, replicas=0)

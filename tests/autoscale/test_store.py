@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from provisioner.autoscale.demand import Demand, JobStatus
 from provisioner.autoscale.store import DemandStore
+from tests.autoscale.conftest import wait_for
 
 SETS = ["ns/a", "ns/b"]
 events = st.lists(
@@ -71,3 +73,36 @@ def test_missing_jobs_are_confirmed_by_the_second_listing(connection: redis.Redi
     assert store.confirm_missing("o/r", {2, 3}) == {2}
     assert store.confirm_missing("o/r", {3}) == {3}
     assert store.confirm_missing("o/r", set()) == set()
+
+
+def test_jobs_without_news_expire_and_stop_counting(connection: redis.Redis) -> None:
+    store = DemandStore(connection, job_ttl_s=2)
+    store.apply(1, JobStatus.QUEUED, "ns/a", "o/r", 1.0)
+    store.apply(2, JobStatus.QUEUED, "ns/a", "o/r", 1.0)
+    assert 0 < connection.pttl("autoscale:job:1") <= 2000
+    time.sleep(1.0)
+    # News of a job, even a stale event or a poll seeing it again, keeps it for another TTL.
+    store.apply(2, JobStatus.IN_PROGRESS, "ns/a", "o/r", 2.0)
+    assert connection.pttl("autoscale:job:2") > 1500
+    time.sleep(0.5)
+    assert store.apply(2, JobStatus.QUEUED, "ns/a", "o/r", 2.5).outcome == "stale"
+    assert connection.pttl("autoscale:job:2") > 1500
+    wait_for(lambda: not connection.exists("autoscale:job:1"), 5, "job 1 to expire")
+    store.forget_expired("ns/a")
+    assert (store.active("ns/a"), store.queued("ns/a")) == (1, 0)
+    assert store.active_in_repository("o/r", updated_before=10.0) == [2]
+    wait_for(lambda: not connection.exists("autoscale:job:2"), 5, "job 2 to expire")
+    store.forget_expired("ns/a")
+    assert (store.active("ns/a"), store.queued("ns/a")) == (0, 0)
+    assert store.active_in_repository("o/r", updated_before=10.0) == []
+    assert store.repositories_with_active_jobs() == []
+    # Nothing of the two jobs is left behind.
+    assert connection.keys("autoscale:*") == []
+
+
+def test_indexes_of_a_scale_set_nobody_asks_about_expire_with_their_jobs(
+    connection: redis.Redis,
+) -> None:
+    store = DemandStore(connection, job_ttl_s=1)
+    store.apply(1, JobStatus.QUEUED, "ns/deleted", "o/gone", 1.0)
+    wait_for(lambda: connection.keys("autoscale:*") == [], 5, "every key of the job to expire")

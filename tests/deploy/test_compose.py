@@ -104,13 +104,47 @@ def test_the_cluster_writes_a_kubeconfig_the_roles_read(compose: dict) -> None:
     assert "/output/cluster.yaml" in services["cluster-setup"]["command"][0]
 
 
-def test_flower_is_published_behind_basic_auth_with_a_documented_default(compose: dict) -> None:
+def test_flower_requires_its_credentials_and_is_published_on_loopback_only(
+    compose: dict,
+) -> None:
     flower = compose["services"]["flower"]
+    # ${VAR:?message}: Compose refuses to start without it; there is no default to fall to.
     assert re.fullmatch(
-        r"\$\{FLOWER_BASIC_AUTH:-[^:}]+:[^}]+\}", flower["environment"]["FLOWER_BASIC_AUTH"]
+        r"\$\{FLOWER_BASIC_AUTH:\?[^}]+\}", flower["environment"]["FLOWER_BASIC_AUTH"]
     )
-    assert any(str(p).endswith(":5555") for p in flower["ports"])
-    assert flower["command"][:3] == ["flower", "--port", "5555"]
+    assert flower["ports"] == ["127.0.0.1:${FLOWER_PORT:-5555}:5555"]
+    assert flower["command"] == ["flower", "--address", "0.0.0.0", "--port", "5555"]
+
+
+def test_every_published_port_is_bound_to_loopback(compose: dict) -> None:
+    published = [
+        (name, str(port))
+        for name, service in compose["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert published
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_redis_requires_the_password_every_process_is_given(compose: dict) -> None:
+    services = compose["services"]
+    required = re.compile(r"\$\{REDIS_PASSWORD:\?[^}]+\}")
+    redis = services["redis"]
+    assert (
+        redis["command"][redis["command"].index("--requirepass") + 1]
+        == (redis["environment"]["REDISCLI_AUTH"])
+    )
+    assert required.fullmatch(redis["environment"]["REDISCLI_AUTH"])
+    for role in ("reconciler", "worker", "flower"):
+        env = {**compose["x-provisioner"]["environment"], **services[role].get("environment", {})}
+        assert required.fullmatch(env["PROVISIONER_REDIS_PASSWORD"]), role
+
+
+def test_no_credential_has_a_default(compose: dict) -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    assert "admin:admin" not in text
+    assert "K3S_TOKEN" not in compose["services"]["k3s"]["environment"]
 
 
 def test_every_provisioner_variable_is_a_real_setting(compose: dict) -> None:

@@ -21,6 +21,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from provisioner import metrics
 from provisioner.config import Settings
+from provisioner.runtime.queue import QUEUE
 from tests.deploy.manifests import (
     K8S_DIR,
     base_documents,
@@ -29,7 +30,6 @@ from tests.deploy.manifests import (
     manifest_files,
     server_side_apply,
 )
-from workers.app import QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +100,21 @@ THIRD_PARTY_CRDS = [
                     metadata={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 ),
             },
+        ),
+    ),
+    _minimal_crd(
+        "keda.sh",
+        "TriggerAuthentication",
+        "triggerauthentications",
+        "v1alpha1",
+        _open_object(
+            secretTargetRef={
+                "type": "array",
+                "minItems": 1,
+                "items": _open_object(
+                    parameter={"type": "string"}, name={"type": "string"}, key={"type": "string"}
+                ),
+            }
         ),
     ),
 ]
@@ -272,6 +287,90 @@ def test_the_example_scale_set_refers_to_the_example_secret() -> None:
     assert scale_set["spec"]["githubConfigSecret"] == secret["metadata"]["name"]
     assert scale_set["metadata"]["namespace"] == secret["metadata"]["namespace"]
     assert "github_token" in secret["stringData"]
+
+
+# The Secrets the install refers to and the operator creates; docs/operations.md has the
+# command for each.
+OPERATOR_SECRETS = {
+    "provisioner-redis": {"password"},
+    "flower-auth": {"FLOWER_BASIC_AUTH"},
+    "provisioner-webhook-secret": {"secret"},
+}
+
+
+def _secret_references(doc: dict) -> set[tuple[str, str | None]]:
+    """(Secret, key) pairs a workload or KEDA object reads; key None for a whole Secret."""
+    found: set[tuple[str, str | None]] = set()
+    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    for container in pod.get("containers", []):
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                found.add((ref["name"], ref["key"]))
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                found.add((source["secretRef"]["name"], None))
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            found.add((volume["secret"]["secretName"], None))
+    for ref in doc.get("spec", {}).get("secretTargetRef", []):
+        found.add((ref["name"], ref["key"]))
+    return found
+
+
+def test_no_credential_ships_and_every_secret_referred_to_is_documented() -> None:
+    referred: set[tuple[str, str | None]] = set()
+    for path in manifest_files():
+        for doc in load_documents(path):
+            if doc["kind"] == "Secret":
+                # Only the example's GitHub token placeholder, which no server accepts.
+                assert _id(path) == "examples/github-secret.yaml", f"{_id(path)} ships a Secret"
+            referred |= _secret_references(doc)
+    assert {name for name, _ in referred} == set(OPERATOR_SECRETS)
+    for name, key in referred:
+        assert key is None or key in OPERATOR_SECRETS[name], (name, key)
+    operations = (K8S_DIR.parent / "docs" / "operations.md").read_text()
+    for name, keys in OPERATOR_SECRETS.items():
+        command = re.search(
+            rf"create secret generic {name}\s+(?:\\\s+)?--from-literal=(\w+)=", operations
+        )
+        assert command, f"docs/operations.md has no command creating {name}"
+        assert command.group(1) in keys
+
+
+def test_redis_requires_the_password_every_redis_client_is_given() -> None:
+    (redis,) = _base("Deployment", "redis")["spec"]["template"]["spec"]["containers"]
+    secret_env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in redis["env"] if "valueFrom" in e
+    }
+    assert secret_env == {"REDISCLI_AUTH": "provisioner-redis"}
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDISCLI_AUTH)"
+    assert redis["livenessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
+    webhook = load_documents(K8S_DIR / "autoscaling" / "webhook" / "webhook.yaml")
+    clients = [
+        doc
+        for doc in [*base_documents(), *webhook]
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] != "redis"
+    ]
+    assert len(clients) == 4
+    for doc in clients:
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        assert refs["PROVISIONER_REDIS_PASSWORD"] == {
+            "name": "provisioner-redis",
+            "key": "password",
+        }
+    scaled = load_documents(K8S_DIR / "autoscaling" / "keda" / "scaledobject.yaml")[0]
+    (trigger,) = scaled["spec"]["triggers"]
+    auth = load_documents(K8S_DIR / "autoscaling" / "keda" / "redis-access.yaml")[0]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "provisioner-redis", "key": "password"}
+    ]
 
 
 def test_every_image_of_the_base_is_pinned_to_a_tag() -> None:

@@ -32,6 +32,8 @@ def _ghsim(*args: str) -> subprocess.CompletedProcess[str]:
         (["--latency-distribution", "uniform:300:100"], "--latency-distribution"),
         (["--error-endpoint", "everything"], "--error-endpoint"),
         (["--rate-limit-status", "418"], "--rate-limit-status"),
+        (["--profile", "github"], "--profile"),
+        (["--registration-resource", "search"], "--registration-resource"),
     ],
 )
 def test_a_bad_knob_is_refused_in_one_line_naming_its_flag(args: list[str], flag: str) -> None:
@@ -86,6 +88,8 @@ def test_the_command_serves_with_the_credentials_and_knobs_it_was_given(
             str(ghsim_app.installation_id),
             "--latency-distribution",
             "uniform:1:2",
+            "--profile",
+            "github.com",
             "--rate-limit",
             "3",
         ],
@@ -96,7 +100,8 @@ def test_the_command_serves_with_the_credentials_and_knobs_it_was_given(
         server.wait_ready(lambda: "listening on" in log_tail(log), timeout=30)
         url = f"http://127.0.0.1:{port}"
         runners = f"{url}/orgs/acme/actions/runners"
-        answer = httpx.get(runners, headers={"Authorization": "Bearer ghp_cli"})
+        pat = {"Authorization": "Bearer ghp_cli"}
+        answer = httpx.get(runners, headers=pat)
         assert answer.status_code == 200
         assert answer.headers["x-ratelimit-limit"] == "3"
         assert (
@@ -107,7 +112,12 @@ def test_the_command_serves_with_the_credentials_and_knobs_it_was_given(
             headers={"Authorization": f"Bearer {ghsim_app.jwt()}"},
         )
         assert exchange.status_code == 201
-        assert httpx.get(f"{url}/_sim/config").json()["latency_distribution"] == "uniform:1:2"
+        config = httpx.get(f"{url}/_sim/config").json()
+        assert config["latency_distribution"] == "uniform:1:2"
+        # The profile's limits, except the one given as a flag.
+        assert (config["secondary_points_per_minute"], config["rate_limit"]) == (900, 3)
+        ghes = httpx.get(f"{url}/api/v3/orgs/acme/actions/runners", headers=pat)
+        assert (ghes.status_code, ghes.headers["x-ratelimit-used"]) == (200, "2")
     finally:
         server.stop()
 

@@ -1,4 +1,5 @@
-"""Every simulated endpoint, in every scope, answers with GitHub's documented bodies.
+"""Every simulated endpoint, in every scope, answers with GitHub's documented bodies, both at
+the root (api.github.com's form) and under /api/v3 (GitHub Enterprise Server's).
 
 Each answer's body is validated against the schema GitHub's OpenAPI description gives for that
 operation and status (basic-error for GitHub's common error answers it does not list).
@@ -42,6 +43,17 @@ SCOPES = [
 ]
 
 
+# Where the API lives: api.github.com's form, and GitHub Enterprise Server's.
+API_BASES = {"api.github.com": "", "ghes": "/api/v3"}
+with_api_bases = pytest.mark.parametrize("base", API_BASES.values(), ids=API_BASES.keys())
+
+
+def api(ghsim: Ghsim, base: str, **kwargs: object) -> httpx.Client:
+    """A client on the API at ``base`` that sends the PAT (unless headers say otherwise)."""
+    kwargs.setdefault("headers", ghsim.auth_headers)
+    return httpx.Client(base_url=ghsim.url + base, **kwargs)
+
+
 def conforms(answer: httpx.Response, method: str, template: str, status: int) -> dict:
     """Assert the status, the documented body and the rate-limit headers; return the body."""
     assert answer.status_code == status, answer.text
@@ -61,12 +73,13 @@ def jit_body(name: str, **changes: object) -> dict:
     return {"name": name, "runner_group_id": 1, "labels": ["linux", "x64"], **changes}
 
 
+@with_api_bases
 @pytest.mark.parametrize("scope", SCOPES, ids=lambda scope: scope.prefix.split("/")[1])
-def test_runner_endpoints_answer_as_documented(ghsim: Ghsim, scope: Scope) -> None:
+def test_runner_endpoints_answer_as_documented(ghsim: Ghsim, scope: Scope, base: str) -> None:
     jit_template, jit_path = scope.runners("/generate-jitconfig")
     list_template, list_path = scope.runners()
     one_template, _ = scope.runners("/{runner_id}")
-    with ghsim.http() as http:
+    with api(ghsim, base) as http:
         created = [
             conforms(http.post(jit_path, json=jit_body(f"r-{i}")), "POST", jit_template, 201)
             for i in range(3)
@@ -90,6 +103,7 @@ def test_runner_endpoints_answer_as_documented(ghsim: Ghsim, scope: Scope) -> No
         assert page["total_count"] == 3
         assert [r["name"] for r in page["runners"]] == ["r-0", "r-1"]
         assert 'rel="next"' in first.headers["link"]
+        assert first.links["next"]["url"].startswith(f"{ghsim.url}{base}{list_path}?")
         second = http.get(first.links["next"]["url"])
         assert [r["name"] for r in conforms(second, "GET", list_template, 200)["runners"]] == [
             "r-2"
@@ -112,7 +126,7 @@ def test_runner_endpoints_answer_as_documented(ghsim: Ghsim, scope: Scope) -> No
             token = conforms(http.post(path), "POST", template, 201)
             assert token["token"] and token["expires_at"]
 
-    with httpx.Client(base_url=ghsim.url, headers={"Authorization": "Bearer nope"}) as stranger:
+    with api(ghsim, base, headers={"Authorization": "Bearer nope"}) as stranger:
         conforms(stranger.get(list_path), "GET", list_template, 401)
 
 
@@ -131,10 +145,11 @@ def test_page_size_is_capped_at_100_and_must_be_positive(ghsim: Ghsim) -> None:
         conforms(http.get(path, params={"per_page": 0}), "GET", template, 422)
 
 
-def test_installation_token_exchange_answers_as_documented(ghsim: Ghsim) -> None:
+@with_api_bases
+def test_installation_token_exchange_answers_as_documented(ghsim: Ghsim, base: str) -> None:
     app = ghsim.app
     template = "/app/installations/{installation_id}/access_tokens"
-    with httpx.Client(base_url=ghsim.url) as http:
+    with api(ghsim, base, headers={}) as http:
         as_app = {"Authorization": f"Bearer {app.jwt()}"}
         path = f"/app/installations/{app.installation_id}/access_tokens"
         token = conforms(http.post(path, headers=as_app), "POST", template, 201)
@@ -145,20 +160,44 @@ def test_installation_token_exchange_answers_as_documented(ghsim: Ghsim) -> None
         conforms(http.post(path, headers=ghsim.auth_headers), "POST", template, 401)
 
 
-def test_rate_limit_status_answers_as_documented(ghsim: Ghsim) -> None:
-    with ghsim.http() as http:
+@with_api_bases
+def test_rate_limit_status_answers_as_documented(ghsim: Ghsim, base: str) -> None:
+    with api(ghsim, base) as http:
         body = conforms(http.get("/rate_limit"), "GET", "/rate_limit", 200)
     assert body["resources"]["core"]["limit"] == 5000
     assert body["resources"]["actions_runner_registration"]["limit"] == 10_000
 
 
-def test_rate_limit_refusals_answer_with_githubs_error_body(ghsim: Ghsim) -> None:
+@with_api_bases
+def test_rate_limit_refusals_answer_with_githubs_error_body(ghsim: Ghsim, base: str) -> None:
     template, path = SCOPES[0].runners()
     jit_template, jit_path = SCOPES[0].runners("/generate-jitconfig")
-    with ghsim.http() as http:
+    with api(ghsim, base) as http:
         ghsim.admin.configure(rate_limit=1)
         conforms(http.get(path), "GET", template, 200)
         conforms(http.get(path), "GET", template, 403)
-        ghsim.admin.configure(secondary_jitconfig_per_minute=1, secondary_status=429)
+        ghsim.admin.configure(
+            rate_limit=100, secondary_jitconfig_per_minute=1, secondary_status=429
+        )
         conforms(http.post(jit_path, json=jit_body("a")), "POST", jit_template, 201)
         conforms(http.post(jit_path, json=jit_body("b")), "POST", jit_template, 429)
+
+
+def test_both_forms_are_one_github(ghsim: Ghsim) -> None:
+    _, jit_path = SCOPES[1].runners("/generate-jitconfig")
+    with api(ghsim, "/api/v3") as ghes, api(ghsim, "") as dotcom:
+        conforms(
+            ghes.post(jit_path, json=jit_body("r-1")),
+            "POST",
+            SCOPES[1].runners("/generate-jitconfig")[0],
+            201,
+        )
+        assert dotcom.post(jit_path, json=jit_body("r-1")).status_code == 409
+        # One budget: the second call is the credential's second, whichever form it used.
+        assert dotcom.get("/rate_limit").json()["resources"]["core"]["used"] == 2
+
+
+def test_the_admin_api_is_only_at_the_root(ghsim: Ghsim) -> None:
+    with api(ghsim, "/api/v3") as ghes:
+        assert ghes.get("/_sim/registrations").status_code == 404
+    assert httpx.get(f"{ghsim.url}/_sim/registrations").status_code == 200

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from provisioner.ghsim.config import KnobError, SimulatorConfig, parse_latency_distribution
-from provisioner.ghsim.limits import PrimaryLimiter, SecondaryLimiter
+from provisioner.ghsim.limits import PrimaryLimiter, SecondaryLimiter, SlidingWindows
 
 millis = st.floats(min_value=0, max_value=10_000, allow_nan=False)
 
@@ -66,3 +66,52 @@ def test_the_concurrency_limit_counts_requests_in_and_out() -> None:
     assert limiter.enter("pat:2", 1)
     limiter.leave("pat:1")
     assert limiter.enter("pat:1", 1)
+
+
+def test_points_slide_over_the_last_minute_with_writes_costing_five() -> None:
+    limiter = SecondaryLimiter()
+    endpoint = "POST /orgs/{org}/actions/runners/generate-jitconfig"
+    assert limiter.take_points("pat:1", endpoint, "POST", 12, now=0.0) == 0.0
+    assert limiter.take_points("pat:1", endpoint, "POST", 12, now=10.0) == 0.0
+    # 10 of 12 points spent: a read fits, another write waits for the first to leave.
+    assert limiter.take_points("pat:1", endpoint, "POST", 12, now=20.0) == pytest.approx(40.0)
+    assert limiter.take_points("pat:1", endpoint, "GET", 12, now=20.0) == 0.0
+    assert limiter.take_points("pat:1", "GET /other", "POST", 12, now=20.0) == 0.0
+    assert limiter.take_points("pat:2", endpoint, "POST", 12, now=20.0) == 0.0
+    assert limiter.take_points("pat:1", endpoint, "POST", 12, now=60.5) == 0.0
+
+
+@given(
+    weights=st.lists(st.integers(min_value=1, max_value=5), max_size=40),
+    limit=st.integers(min_value=1, max_value=30),
+)
+def test_a_window_never_holds_more_than_its_limit(weights: list[int], limit: int) -> None:
+    windows = SlidingWindows()
+    taken = [w for i, w in enumerate(weights) if windows.take("k", w, limit, 60.0, float(i)) == 0]
+    assert sum(taken) <= limit
+
+
+def test_a_given_back_event_frees_its_place() -> None:
+    windows = SlidingWindows()
+    assert windows.take("scope", 1, 1, 300.0, now=0.0) == 0.0
+    assert windows.take("scope", 1, 1, 300.0, now=1.0) == pytest.approx(299.0)
+    windows.give_back("scope")
+    assert windows.take("scope", 1, 1, 300.0, now=2.0) == 0.0
+
+
+def test_the_github_com_profile_sets_its_limits_and_given_knobs_win() -> None:
+    config = SimulatorConfig(profile="github.com", secondary_max_concurrent=5)
+    assert (config.rate_limit, config.rate_limit_window_s) == (5000, 3600)
+    assert (config.secondary_points_per_minute, config.secondary_max_concurrent) == (900, 5)
+    assert (config.registrations_per_window, config.registration_window_s) == (1500, 300)
+    assert (config.runners_per_group, config.registration_resource) == (10_000, "core")
+    tuned = config.with_knobs({"latency_ms": 5})
+    assert (tuned.secondary_points_per_minute, tuned.secondary_max_concurrent) == (900, 5)
+    plain = tuned.with_knobs({"profile": "default"})
+    assert plain.secondary_points_per_minute == 0 and plain.latency_ms == 5
+    assert SimulatorConfig().secondary_points_per_minute == 0
+
+
+def test_an_unknown_profile_is_refused() -> None:
+    with pytest.raises(KnobError, match="profile"):
+        SimulatorConfig().with_knobs({"profile": "gitlab"})

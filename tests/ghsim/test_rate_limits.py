@@ -32,9 +32,28 @@ def test_every_answer_carries_the_rate_limit_headers(ghsim: Ghsim) -> None:
     assert first.headers["x-ratelimit-resource"] == "core"
     reset = int(first.headers["x-ratelimit-reset"])
     assert time.time() < reset <= time.time() + 601
-    # Runner registration has its own resource and budget, as on GitHub.
-    assert registration.headers["x-ratelimit-resource"] == "actions_runner_registration"
-    assert registration.headers["x-ratelimit-used"] == "1"
+    # generate-jitconfig spends from core, as GitHub reports it.
+    assert registration.headers["x-ratelimit-resource"] == "core"
+    assert registration.headers["x-ratelimit-used"] == "3"
+
+
+def test_registration_can_have_its_own_resource_and_budget(ghsim: Ghsim) -> None:
+    ghsim.admin.configure(
+        rate_limit=10,
+        registration_rate_limit=3,
+        registration_resource="actions_runner_registration",
+    )
+    with ghsim.http() as http:
+        http.get(RUNNERS)
+        registrations = [_jit(http, f"r-{i}") for i in range(4)]
+        tokens = [http.post(f"{RUNNERS}/{kind}") for kind in ("registration-token", "remove-token")]
+        core = http.get(RUNNERS)
+    assert {a.headers["x-ratelimit-resource"] for a in registrations + tokens} == {
+        "actions_runner_registration"
+    }
+    assert [a.status_code for a in registrations] == [201, 201, 201, 403]
+    assert registrations[0].headers["x-ratelimit-limit"] == "3"
+    assert (core.headers["x-ratelimit-resource"], core.headers["x-ratelimit-used"]) == ("core", "2")
 
 
 @pytest.mark.parametrize("status", [403, 429])
@@ -66,7 +85,7 @@ def test_each_credential_has_its_own_budget(ghsim: Ghsim) -> None:
 
 
 def test_rate_limit_status_reports_the_budget_without_spending_it(ghsim: Ghsim) -> None:
-    ghsim.admin.configure(rate_limit=5)
+    ghsim.admin.configure(rate_limit=5, registration_resource="actions_runner_registration")
     with ghsim.http() as http:
         http.get(RUNNERS)
         _jit(http, "r-1")

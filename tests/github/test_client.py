@@ -248,10 +248,11 @@ def test_on_rate_limit_gets_every_answers_headers(
     client.get_runner(REPO, runner.id)
     with pytest.raises(Conflict):
         register(client, "r")
+    # Runner registration spends the core budget, as GitHub reports it.
     assert [(i.resource, i.used, i.limit) for i in rate_limits] == [
-        ("actions_runner_registration", 1, 10_000),
         ("core", 1, 5000),
-        ("actions_runner_registration", 2, 10_000),
+        ("core", 2, 5000),
+        ("core", 3, 5000),
     ]
     assert all(i.remaining == i.limit - i.used and i.reset > time.time() for i in rate_limits)
 
@@ -380,3 +381,15 @@ def run_concurrently(calls: list[Callable[[], object]]) -> None:
         thread.join(timeout=60)
     if failures:
         raise failures[0]
+
+
+def test_a_rejected_credential_reports_no_quota(ghsim: Ghsim) -> None:
+    # A 401 carries the anonymous caller's quota: reporting it as the credential's would
+    # pause a budget that GitHub never counted against.
+    seen: list[RateLimitInfo] = []
+    with GitHubClient(
+        ghsim.url, PatCredentials("not-a-token"), on_rate_limit=seen.append
+    ) as github:
+        with pytest.raises(Unauthorized):
+            register(github, "r")
+    assert seen == []

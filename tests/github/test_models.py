@@ -36,7 +36,11 @@ RUNNER_BODY = {
         ),
         ("https://github.com/acme/app.git/", GitHubScope("repository", "acme", "app"), None),
         ("https://github.com/acme", GitHubScope("organization", "acme"), "/orgs/acme"),
-        ("https://ghe.corp/acme/", GitHubScope("organization", "acme"), "/orgs/acme"),
+        (
+            "https://ghe.corp/acme/",
+            GitHubScope("organization", "acme", host="ghe.corp"),
+            "/orgs/acme",
+        ),
         (
             "https://github.com/enterprises/big",
             GitHubScope("enterprise", "big"),
@@ -168,3 +172,28 @@ def test_rate_limit_signals_on_403() -> None:
     assert is_rate_limited(403, {}, "You have exceeded a secondary rate limit.")
     assert not is_rate_limited(403, {"x-ratelimit-remaining": "10"}, "Resource not accessible")
     assert not is_rate_limited(500, {"retry-after": "1"}, "")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://github.com/../octo-repo", "'..'"),
+        ("https://github.com/acme/./x", "'.'"),
+        ("https://github.com/enterprises/", "names no enterprise"),
+        ("https://github.com/enterprises", "names no enterprise"),
+    ],
+)
+def test_scope_parse_refuses_dot_segments_and_a_bare_enterprises(url: str, says: str) -> None:
+    with pytest.raises(InvalidScope, match="githubConfigUrl") as raised:
+        GitHubScope.parse(url)
+    assert says in str(raised.value)
+
+
+def test_scope_remembers_its_host_for_github_enterprise_server() -> None:
+    scope = GitHubScope.parse("http://GHE.example.net:8080/acme")
+    assert (scope.kind, scope.owner, scope.host, scope.scheme) == (
+        "organization",
+        "acme",
+        "ghe.example.net:8080",
+        "http",
+    )

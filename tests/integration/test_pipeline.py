@@ -109,7 +109,7 @@ def test_a_task_delivered_twice_creates_one_runner(pipeline):
     Ledger(redis.Redis.from_url(pipeline.redis_url)).record([entry])
 
     from provisioner.config import load_settings
-    from workers.app import make_celery
+    from provisioner.runtime.queue import make_celery
 
     app = make_celery(load_settings({"redis_url": pipeline.redis_url}))
     first = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None])

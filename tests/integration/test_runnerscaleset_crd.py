@@ -96,8 +96,18 @@ _DELETE = object()
             _with(["spec", "template", "spec", "containers"], _DELETE),
             "spec.template.spec.containers",
         ),
-        (_with(["spec", "githubConfigUrl"], "https://gitlab.com/acme/app"), "spec.githubConfigUrl"),
+        (_with(["spec", "githubConfigUrl"], "https://github.com/a/b/c"), "spec.githubConfigUrl"),
         (_with(["spec", "githubConfigUrl"], "ftp://github.com/acme"), "spec.githubConfigUrl"),
+        (
+            _with(["spec", "githubConfigUrl"], "https://github.com/../octo-repo"),
+            "spec.githubConfigUrl",
+        ),
+        (_with(["spec", "githubConfigUrl"], "https://github.com/acme/.."), "spec.githubConfigUrl"),
+        (
+            _with(["spec", "githubConfigUrl"], "https://github.com/enterprises/"),
+            "spec.githubConfigUrl",
+        ),
+        (_with(["spec", "githubApiUrl"], "ghe.example.net/api/v3"), "spec.githubApiUrl"),
         (_with(["spec", "githubConfigSecret"], _DELETE), "spec.githubConfigSecret"),
     ],
     ids=[
@@ -105,8 +115,12 @@ _DELETE = object()
         "min-above-max",
         "no-containers",
         "containers-missing",
-        "not-github",
+        "names-no-scope",
         "not-https",
+        "dot-dot-segment-first",
+        "dot-dot-segment-last",
+        "bare-enterprises",
+        "api-url-without-scheme",
         "no-secret",
     ],
 )

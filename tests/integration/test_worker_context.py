@@ -1,5 +1,5 @@
-"""What a worker process sets up once and shares between its task threads, against a real
-kube-apiserver and redis-server."""
+"""What a process sets up once and shares between its task threads (the runtime), against a
+real kube-apiserver and redis-server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from provisioner.config import Settings
 from provisioner.devenv.pipeline import scale_set_manifest
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.scaleset import ScaleSet
-from workers.context import WorkerContext
+from provisioner.runtime import Runtime
+from provisioner.runtime.scale_sets import ScaleSetGone
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +27,20 @@ def test_a_batch_arriving_together_reads_its_scale_set_once(
         GROUP, VERSION, namespace, PLURAL, scale_set_manifest("runners", 0, 10)
     )
     scale_set = ScaleSet.from_object(created)
-    context = WorkerContext(Settings(kubeconfig=kubeconfig, redis_url=redis_url))
+    runtime = Runtime(Settings(kubeconfig=kubeconfig, redis_url=redis_url))
     reads: list[str] = []
-    read = context.store.get
+    read = runtime.store.get
 
     def counted_read(namespace: str, name: str) -> ScaleSet:
         reads.append(name)
         return read(namespace, name)
 
-    context.store.get = counted_read
+    runtime.store.get = counted_read
     start = threading.Barrier(10)
 
     def first_task_of_batch(_: int) -> ScaleSet:
         start.wait()
-        return context.scale_set(scale_set.key, scale_set.generation)
+        return runtime.scale_sets.get(scale_set.key, scale_set.generation)
 
     try:
         with ThreadPoolExecutor(10) as pool:
@@ -54,10 +55,15 @@ def test_a_batch_arriving_together_reads_its_scale_set_once(
         with ThreadPoolExecutor(10) as pool:
             seen = list(
                 pool.map(
-                    lambda _: context.scale_set(scale_set.key, scale_set.generation + 1), range(10)
+                    lambda _: runtime.scale_sets.get(scale_set.key, scale_set.generation + 1),
+                    range(10),
                 )
             )
         assert reads == ["runners", "runners"]
         assert {s.max_runners for s in seen} == {20}
+
+        # Another resource under the same name is not the scale set a runner was planned for.
+        with pytest.raises(ScaleSetGone):
+            runtime.scale_sets.get(scale_set.key, None, uid="another-uid")
     finally:
-        context.close()
+        runtime.close()

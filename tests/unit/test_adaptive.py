@@ -26,7 +26,7 @@ def test_throttles_in_later_rounds_cut_again_down_to_the_minimum():
     for _ in range(6):
         seen.append(adaptive.on_throttle())
         for _ in range(adaptive.limit):
-            adaptive.on_timeout()
+            adaptive.on_throttle()
     assert seen[:3] == [8, 4, 2]
     assert adaptive.limit == 2
 
@@ -51,11 +51,11 @@ def test_successes_never_pass_the_maximum():
     assert adaptive.limit == 4
 
 
-@given(st.integers(1, 50), st.integers(1, 50), st.lists(st.sampled_from("stx"), max_size=300))
+@given(st.integers(1, 50), st.integers(1, 50), st.lists(st.sampled_from("st"), max_size=300))
 def test_limit_stays_within_bounds(low, high, events):
     limit_min, limit_max = min(low, high), max(low, high)
     adaptive = AdaptiveConcurrency(limit_max, limit_min=limit_min)
-    step = {"s": adaptive.on_success, "t": adaptive.on_throttle, "x": adaptive.on_timeout}
+    step = {"s": adaptive.on_success, "t": adaptive.on_throttle}
     for event in events:
         assert limit_min <= step[event]() <= limit_max
 

@@ -1,4 +1,5 @@
-from provisioner.reconciler.gc import orphans, runner_name_pattern
+from provisioner.naming import runner_name_pattern
+from provisioner.reconciler.gc import orphans
 
 
 def test_a_new_orphan_is_remembered_not_removed():

@@ -1,4 +1,4 @@
-from workers.outcome import (
+from provisioner.creation.outcome import (
     CREATED,
     FAILED,
     SKIPPED,

@@ -6,12 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from provisioner.naming import runner_names
 from provisioner.planner import (
+    CALLS_PER_RUNNER,
     RunnerView,
     clamp_desired,
+    plan_cancellations,
+    plan_creations,
     plan_scale_down,
     plan_scale_up,
-    runner_names,
+    plan_within_budget,
 )
 
 
@@ -132,3 +136,47 @@ def test_runner_names_stay_unique_when_the_rng_repeats_itself():
 def test_runner_names_refuses_a_negative_count():
     with pytest.raises(ValueError, match="count"):
         runner_names("p", -1, random.Random())
+
+
+def test_cancellations_take_back_the_newest_plans_first():
+    planned = {"a": 10.0, "b": 30.0, "c": 20.0}
+    assert plan_cancellations(planned, live=2, desired=3) == ["b", "c"]
+
+
+def test_nothing_is_cancelled_within_desired():
+    assert plan_cancellations({"a": 1.0}, live=2, desired=3) == []
+
+
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=4), st.floats(0, 1e9), max_size=20),
+    st.integers(0, 30),
+    st.integers(0, 30),
+)
+def test_cancellations_bring_the_count_down_to_desired_or_cancel_every_plan(planned, live, desired):
+    cancelled = plan_cancellations(planned, live, desired)
+    assert set(cancelled) <= set(planned)
+    left = live + len(planned) - len(cancelled)
+    assert left == max(desired, live) if live + len(planned) > desired else not cancelled
+
+
+def test_a_failing_scale_set_creates_one_runner_to_probe():
+    assert plan_creations(50, failing=True) == 1
+    assert plan_creations(0, failing=True) == 0
+    assert plan_creations(50, failing=False) == 50
+
+
+def test_the_budget_caps_creations_and_keeps_the_reserve():
+    # 100 left, 40 kept for removals, 10 creations about to call: 50 calls, 25 runners.
+    assert plan_within_budget(100, remaining=100, reserve=40, in_flight=10) == 25
+    assert plan_within_budget(5, remaining=100, reserve=40, in_flight=10) == 5
+    assert plan_within_budget(5, remaining=30, reserve=40, in_flight=0) == 0
+    assert plan_within_budget(7, remaining=None, reserve=40, in_flight=0) == 7
+
+
+@given(st.integers(0, 500), st.integers(0, 6000), st.integers(0, 500), st.integers(0, 500))
+def test_planned_runners_can_always_be_removed_within_the_budget(missing, remaining, reserve, busy):
+    planned = plan_within_budget(missing, remaining, reserve, busy)
+    assert 0 <= planned <= missing
+    assert (
+        planned * CALLS_PER_RUNNER + reserve + busy <= max(remaining, reserve + busy) or not planned
+    )

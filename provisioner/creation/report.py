@@ -9,10 +9,10 @@ import logging
 from kubernetes import client as k8s
 
 from provisioner import metrics
+from provisioner.creation import outcome
+from provisioner.creation.outcome import BatchSummary
 from provisioner.kube.scaleset import ScaleSet, ScaleSetStore, with_condition
-from provisioner.kube.status import update_status
-from workers import outcome
-from workers.outcome import BatchSummary
+from provisioner.kube.status import StatusChange, update_status
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,9 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def batch_status_change(summary: BatchSummary, now: str, generation: int | None = None):
+def batch_status_change(
+    summary: BatchSummary, now: str, generation: int | None = None
+) -> StatusChange:
     """The status change a finished batch makes (pure, so it can be tested alone)."""
 
     def change(status: dict) -> dict:
@@ -52,8 +54,11 @@ def batch_status_change(summary: BatchSummary, now: str, generation: int | None 
                 conditions, "Throttled", "False", "NotThrottled", "no rate limiting seen", now
             )
         status["conditions"] = conditions
+        # A report retried after its status write went through counts its failures once.
+        already_counted = (status.get("lastBatch") or {}).get("id") == summary.batch_id
         status["lastBatch"] = summary.to_status(now)
-        status["failedCreations"] = int(status.get("failedCreations") or 0) + summary.failed
+        if not already_counted:
+            status["failedCreations"] = int(status.get("failedCreations") or 0) + summary.failed
         return status
 
     return change

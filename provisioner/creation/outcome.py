@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 CREATED = "created"
 FAILED = "failed"
 # The ledger no longer wanted this runner (a redelivered task whose runner another delivery
-# made, or a batch the reconciler replaced): nothing was done.
+# made, a planned runner cancelled by a scale-down, a deleted scale set): nothing is left of it.
 SKIPPED = "skipped"
 
 # Failure reasons, worded for the Event a user reads ("3 failed: rate limited").
@@ -27,6 +27,41 @@ REASON_TIMEOUT = "timed out"
 REASON_SCALE_SET_INVALID = "invalid RunnerScaleSet"
 REASON_SCALE_SET_GONE = "RunnerScaleSet deleted"
 REASON_REDIS_UNAVAILABLE = "Redis unavailable"
+# Says what to check: the Event, lastBatch and the Degraded condition carry only the reason.
+REASON_GITHUB_NOT_FOUND = (
+    "GitHub scope or runner group not found (check githubConfigUrl and runnerGroupId)"
+)
+REASON_GITHUB_REFUSED = "GitHub refused the request"
+REASON_NAME_TAKEN = "runner name taken by another scale set"
+REASON_RUNNER_BUSY = "runner name held by a busy runner"
+REASON_KUBE_NOT_FOUND = "Kubernetes namespace or object not found"
+REASON_GITHUB_HOST_NOT_ALLOWED = "GitHub host not allowed"
+REASON_INTERNAL = "internal error"
+# Why a runner was skipped.
+REASON_CANCELLED = "cancelled"
+REASON_HELD_ELSEWHERE = "another delivery holds the runner"
+
+# Failures that say something about the scale set itself (its spec, credentials, template or
+# namespace): they spend its failure budget. The others are outages and limits of what the
+# scale set depends on, which retries and backoff ride out; charging them would stall a
+# healthy scale set behind someone else's trouble.
+OWN_FAULT_REASONS = frozenset(
+    {
+        REASON_GITHUB_UNAUTHORIZED,
+        REASON_GITHUB_SECRET,
+        REASON_GITHUB_NOT_FOUND,
+        REASON_GITHUB_REFUSED,
+        REASON_GITHUB_HOST_NOT_ALLOWED,
+        REASON_NAME_TAKEN,
+        REASON_RUNNER_BUSY,
+        REASON_POD_REJECTED,
+        REASON_QUOTA,
+        REASON_FORBIDDEN,
+        REASON_KUBE_NOT_FOUND,
+        REASON_SCALE_SET_INVALID,
+        REASON_INTERNAL,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +70,11 @@ class CreationResult:
     scale_set: str
     batch_id: str
     outcome: str
-    reason: str | None = None
+    reason: str | None = None  # one of the REASON_* constants: a metric label, so bounded
     attempts: int = 0
     seconds: float = 0.0
     throttled: int = 0  # answers that said "slow down" (429/403 rate limit) along the way
+    detail: str = ""  # what the failing answer said: for logs and Events, never a label
 
     @property
     def ok(self) -> bool:

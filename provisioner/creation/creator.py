@@ -1,0 +1,302 @@
+"""Creating one runner: JIT registration, Secret, Pod, under the limits, retried until the
+runner's deadline and rolled back on final failure. The same code serves the Celery task and
+the sequential (ARC-like) path.
+
+Idempotent by runner name: the registration, Secret and Pod are all named after the runner,
+so a retried or redelivered attempt finds what an earlier one made and finishes the job. The
+runner's lock (renewed while its holder lives) lets one delivery at a time work on it, and
+every object found under the runner's name is checked to be the scale set's own before it is
+used or removed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from provisioner import metrics
+from provisioner.backoff import retry_delay
+from provisioner.creation import outcome
+from provisioner.creation.failures import PermanentFailure, RetryableFailure, classify
+from provisioner.creation.outcome import CreationResult
+from provisioner.failure_budget import CREATION_FAILURES, FailureBudget
+from provisioner.github import JitConfig
+from provisioner.github.errors import Conflict, NotFound
+from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
+from provisioner.ledger import LedgerEntry
+from provisioner.naming import owner_label
+from provisioner.runtime import Runtime
+from provisioner.runtime.registrations import owned
+from provisioner.runtime.runner_lock import LEASE_SECONDS, RunnerLease
+from provisioner.runtime.scale_sets import ScaleSetGone
+
+log = logging.getLogger(__name__)
+
+# A second delivery waits this long for the first to let go: a dead holder's lease lapses
+# within it; a live holder finishes the runner itself.
+LOCK_WAIT_SECONDS = LEASE_SECONDS + 2.0
+# An attempt started with less time than this left before the deadline could not finish.
+MIN_ATTEMPT_SECONDS = 1.0
+
+
+class Cancelled(Exception):
+    """The runner is no longer wanted (scale-down, deleted scale set): undo and stop."""
+
+
+class LockLost(Exception):
+    """Another delivery holds the runner now: stop without touching anything."""
+
+
+@dataclass
+class _Progress:
+    """How far this creation got; what exists under the runner's name is re-checked on
+    each attempt."""
+
+    secret_written: bool = False
+    pod_written: bool = False
+    throttled: int = 0
+
+
+class RunnerCreator:
+    """Creates runners for ledger entries; one per process, shared by its threads."""
+
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.clock = clock
+        self.creation_failures = FailureBudget(runtime.redis, CREATION_FAILURES)
+
+    def create(self, entry: LedgerEntry, generation: int | None = None) -> CreationResult:
+        started = self.clock()
+        labels = {"scale_set": entry.scale_set}
+        metrics.RUNNERS_IN_FLIGHT.labels(**labels).inc()
+        try:
+            result = self._create(entry, generation, started)
+        finally:
+            metrics.RUNNERS_IN_FLIGHT.labels(**labels).dec()
+        metrics.RUNNER_CREATION_SECONDS.labels(
+            scale_set=entry.scale_set, outcome=result.outcome
+        ).observe(result.seconds)
+        metrics.RUNNER_CREATIONS.labels(
+            scale_set=entry.scale_set, outcome=result.outcome, reason=result.reason or ""
+        ).inc()
+        if result.outcome == outcome.FAILED and result.reason in outcome.OWN_FAULT_REASONS:
+            # The reconciler backs off replanning once a scale set's own creations keep failing.
+            with contextlib.suppress(redis.RedisError):
+                self.creation_failures.record(entry.scale_set, result.reason)
+        if result.reason == outcome.REASON_SCALE_SET_GONE:
+            # A long-running worker must not keep reporting scale sets that are gone.
+            metrics.forget_scale_set(entry.scale_set)
+        return result
+
+    def _create(self, entry: LedgerEntry, generation: int | None, started: float) -> CreationResult:
+        def result(
+            kind: str, reason: str | None, attempts: int = 0, detail: str = ""
+        ) -> CreationResult:
+            return CreationResult(
+                name=entry.name,
+                scale_set=entry.scale_set,
+                batch_id=entry.batch_id,
+                outcome=kind,
+                reason=reason,
+                attempts=attempts,
+                seconds=self.clock() - started,
+                throttled=progress.throttled,
+                detail=detail,
+            )
+
+        runtime = self.runtime
+        progress = _Progress()
+        with runtime.locks.hold(entry.name, LOCK_WAIT_SECONDS) as lease:
+            if lease is None:
+                return result(outcome.SKIPPED, outcome.REASON_HELD_ELSEWHERE)
+            if not runtime.ledger_wants(entry):
+                return result(outcome.SKIPPED, None)
+            try:
+                scale_set = runtime.scale_sets.get(
+                    entry.scale_set, generation, entry.owner_uid or None
+                )
+            except ScaleSetGone:
+                runtime.complete(entry)
+                return result(outcome.SKIPPED, outcome.REASON_SCALE_SET_GONE)
+            except ScaleSetSpecError as exc:
+                runtime.complete(entry)
+                return result(outcome.FAILED, outcome.REASON_SCALE_SET_INVALID, detail=str(exc))
+            except Exception as exc:  # the API server away: planned anew, nothing made
+                failure = classify(exc)
+                runtime.complete(entry)
+                return result(outcome.FAILED, failure.reason, detail=failure.detail)
+
+            deadline = started + self.settings.runner_creation_timeout
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    self._attempt(scale_set, entry, lease, progress, deadline)
+                    runtime.complete(entry)
+                    return result(outcome.CREATED, None, attempts)
+                except LockLost:
+                    return result(outcome.SKIPPED, outcome.REASON_HELD_ELSEWHERE, attempts)
+                except Cancelled:
+                    self._roll_back(scale_set, entry.name, lease)
+                    return result(outcome.SKIPPED, outcome.REASON_CANCELLED, attempts)
+                except Exception as exc:
+                    failure = classify(exc)
+                    if isinstance(failure, PermanentFailure):
+                        log.warning("runner %s: %s", entry.name, failure)
+                        break
+                    self._on_retryable(failure, progress)
+                    delay = self._delay(failure, attempts, deadline)
+                    if delay is None:
+                        log.warning(
+                            "runner %s: %s, and the %ss deadline leaves no time for another try",
+                            entry.name,
+                            failure,
+                            self.settings.runner_creation_timeout,
+                        )
+                        break
+                    log.info("runner %s: %s; retrying in %.2fs", entry.name, failure, delay)
+                    time.sleep(delay)
+            self._roll_back(scale_set, entry.name, lease)
+            runtime.complete(entry)
+            return result(outcome.FAILED, failure.reason, attempts, failure.detail)
+
+    def _delay(self, failure: RetryableFailure, attempts: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, shortened to fit the deadline; None when
+        no attempt fits any more."""
+        delay = retry_delay(
+            attempts - 1,
+            self.settings.retry_backoff_base,
+            self.settings.retry_backoff_max,
+            retry_after=failure.retry_after,
+        )
+        left = deadline - self.clock() - MIN_ATTEMPT_SECONDS
+        if left <= 0 or (failure.retry_after is not None and failure.retry_after > left):
+            return None
+        return min(delay, left)
+
+    def _on_retryable(self, failure: RetryableFailure, progress: _Progress) -> None:
+        if failure.reason == outcome.REASON_RATE_LIMITED and failure.throttled:
+            # Every worker waits, not only this task: the next call would be refused too.
+            self.runtime.limits.pause_github(failure.retry_after or 0.0)
+            self.runtime.limits.on_throttled()
+        progress.throttled += int(failure.throttled)
+
+    # One attempt.
+
+    def _attempt(
+        self,
+        scale_set: ScaleSet,
+        entry: LedgerEntry,
+        lease: RunnerLease,
+        progress: _Progress,
+        deadline: float,
+    ) -> None:
+        runtime = self.runtime
+        objects = runtime.objects(scale_set)
+        name = entry.name
+        if not progress.secret_written:
+            jit = self._register(scale_set, name, lease, deadline)
+            # A deletion or scale-down while GitHub answered: nothing more is made.
+            if not runtime.ledger_wants(entry):
+                raise Cancelled
+            if jit is not None:
+                self._kube_token(deadline)
+                if not objects.create_secret(scale_set, name, jit.encoded_jit_config):
+                    self._check_owner(objects.secret_owner(name), scale_set, f"Secret {name}")
+            progress.secret_written = True
+        if not progress.pod_written:
+            self._kube_token(deadline)
+            if not objects.create_pod(scale_set, name):
+                self._check_owner(objects.pod_owner(name), scale_set, f"Pod {name}")
+            progress.pod_written = True
+
+    def _register(
+        self, scale_set: ScaleSet, name: str, lease: RunnerLease, deadline: float
+    ) -> JitConfig | None:
+        """The JIT config for ``name``, or None when an earlier attempt already registered it
+        and stored its config in the Secret."""
+        try:
+            return self._generate(scale_set, name, deadline)
+        except Conflict:
+            pass
+        # Registered before: by an earlier attempt or delivery of this runner, or by someone
+        # else under the same name.
+        existing = self.runtime.registrations.find(scale_set, name)
+        if existing is None:
+            return self._generate(scale_set, name, deadline)  # removed since: register anew
+        if not owned(existing, scale_set, unlabelled_is_ours=False):
+            raise PermanentFailure(
+                outcome.REASON_NAME_TAKEN,
+                f"a registration named {name} in {scale_set.github_config_url} belongs to "
+                "another RunnerScaleSet; set spec.runnerNamePrefix to a prefix of its own",
+            )
+        secret_owner = self.runtime.objects(scale_set).secret_owner(name)
+        if secret_owner == scale_set.uid:
+            return None
+        # Ours, but its JIT config was lost with the attempt that made it: start over.
+        if not lease.held:
+            raise LockLost
+        self.runtime.registrations.remove(scale_set, name, existing, unlabelled_is_ours=False)
+        return self._generate(scale_set, name, deadline)
+
+    def _generate(self, scale_set: ScaleSet, name: str, deadline: float) -> JitConfig:
+        runtime = self.runtime
+        scope = runtime.github.scope(scale_set)
+        labels = [*scale_set.labels, owner_label(scale_set.uid)]
+        runtime.limits.github_token(timeout=self._left(deadline))
+        # The budget bounds the calls to GitHub in flight across all workers (the slow,
+        # rate-limited dependency). A creation holds no slot for its Kubernetes writes, which
+        # have their own bucket: the next GitHub call need not wait for them.
+        with runtime.limits.creation_slot(timeout=self._left(deadline)):
+            try:
+                return runtime.github.request(
+                    scale_set,
+                    lambda client: client.generate_jitconfig(
+                        scope, name, scale_set.runner_group_id, labels
+                    ),
+                )
+            except NotFound as exc:
+                raise PermanentFailure(
+                    outcome.REASON_GITHUB_NOT_FOUND,
+                    f"{exc}; check spec.githubConfigUrl ({scale_set.github_config_url}) and "
+                    f"spec.runnerGroupId ({scale_set.runner_group_id})",
+                ) from None
+
+    def _check_owner(self, owner: str | None, scale_set: ScaleSet, what: str) -> None:
+        if owner is None:
+            # Deleted between the create and the read: the next attempt makes it again.
+            raise RetryableFailure(outcome.REASON_KUBE_UNAVAILABLE, detail=f"{what} vanished")
+        if owner != scale_set.uid:
+            raise PermanentFailure(
+                outcome.REASON_NAME_TAKEN,
+                f"{what} in namespace {scale_set.namespace} belongs to another owner",
+            )
+
+    def _kube_token(self, deadline: float) -> None:
+        self.runtime.limits.kube_token(timeout=self._left(deadline))
+
+    def _left(self, deadline: float) -> float:
+        return max(0.1, deadline - self.clock())
+
+    # Rollback.
+
+    def _roll_back(self, scale_set: ScaleSet, name: str, lease: RunnerLease) -> None:
+        """Remove what exists under ``name`` and is the scale set's. Not while another
+        delivery holds the runner (it would undo that one's work). What cannot be removed now
+        is left to garbage collection, which finds registrations with no pod."""
+        if not lease.held:
+            log.warning("runner %s: lock lost before rollback; the holder finishes it", name)
+            return
+        try:
+            self.runtime.objects(scale_set).delete_runner_objects(name, owner_uid=scale_set.uid)
+        except Exception as exc:
+            log.warning("runner %s: rollback of Pod/Secret failed (%s); left to gc", name, exc)
+        try:
+            self.runtime.registrations.remove(scale_set, name, unlabelled_is_ours=False)
+        except Exception as exc:
+            log.warning("runner %s: rollback of registration failed (%s); left to gc", name, exc)

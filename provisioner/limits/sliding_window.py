@@ -1,0 +1,66 @@
+"""At most ``limit`` events in any ``window`` seconds, shared by every process through Redis:
+the exact form of limits GitHub states that way (1,500 runner registrations per 5 minutes per
+scope; 180 generate-jitconfig calls a minute per credential). A token bucket cannot express
+them without either overshooting the window or wasting half of it. Redis's clock (TIME)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+
+from provisioner.limits.errors import RateLimitExceeded
+
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return string.format('%.6f', math.max(0.000001, tonumber(oldest[2]) + window - now))
+"""
+
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+
+class RedisSlidingWindow:
+    def __init__(self, redis_client: redis.Redis, key: str, limit: int, window: float) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError(f"window {key} needs limit >= 1 and window > 0, got {limit}, {window}")
+        self.key = key
+        self.limit = limit
+        self.window = window
+        self._take = redis_client.register_script(_TAKE)
+        self._count = redis_client.register_script(_COUNT)
+
+    def try_acquire(self) -> float:
+        """Count one event: 0.0 when it fits, else the seconds until one will."""
+        return float(self._take(keys=[self.key], args=[self.limit, self.window, uuid.uuid4().hex]))
+
+    def acquire(self, timeout: float) -> None:
+        """Waits for room up to ``timeout`` seconds; RateLimitExceeded after."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = self.try_acquire()
+            if wait == 0.0:
+                return
+            if time.monotonic() + wait > deadline:
+                raise RateLimitExceeded(
+                    f"{self.key}: {self.limit} per {self.window:g}s used up", retry_after=wait
+                )
+            time.sleep(wait)
+
+    def used(self) -> int:
+        return int(self._count(keys=[self.key], args=[self.window]))

@@ -1,0 +1,79 @@
+"""Removing a runner's GitHub registration: the one way every path (rollback, conflict
+recovery, scale-down, finished runners, deletion, garbage collection) does it.
+
+A registration is removed only when it is the scale set's own (its owner label), or carries
+no owner label at all while the caller owns the runner's other objects (a runner registered
+before owner labels existed). Removals take GitHub request tokens but never a creation slot:
+clean-up must not wait behind the creations it makes room for."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+
+from provisioner.github import Runner
+from provisioner.github.errors import NotFound
+from provisioner.kube.scaleset import ScaleSet
+from provisioner.naming import OWNER_LABEL_PREFIX, is_owned_by
+from provisioner.runtime.github_access import GitHubAccess
+from provisioner.runtime.limits import Limits
+
+log = logging.getLogger(__name__)
+
+TOKEN_WAIT_SECONDS = 30.0
+
+
+class Removal(enum.Enum):
+    REMOVED = "removed"  # deleted now, or there was no registration
+    FOREIGN = "foreign"  # a registration of that name belongs to another scale set: untouched
+
+
+def owned(runner: Runner, scale_set: ScaleSet, unlabelled_is_ours: bool) -> bool:
+    """Whether ``runner`` is ``scale_set``'s to remove."""
+    if is_owned_by(runner.labels, scale_set.uid):
+        return True
+    has_owner = any(label.lower().startswith(OWNER_LABEL_PREFIX) for label in runner.labels)
+    return unlabelled_is_ours and not has_owner
+
+
+class Registrations:
+    def __init__(self, github: GitHubAccess, limits: Limits) -> None:
+        self.github = github
+        self.limits = limits
+
+    def find(self, scale_set: ScaleSet, name: str) -> Runner | None:
+        scope = self.github.scope(scale_set)
+        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        return self.github.request(scale_set, lambda c: c.find_runner_by_name(scope, name))
+
+    def list(self, scale_set: ScaleSet) -> list[Runner]:
+        """Every registration in the scale set's scope, whoever owns it."""
+        scope = self.github.scope(scale_set)
+        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        return self.github.request(scale_set, lambda c: c.list_runners(scope))
+
+    def remove(
+        self,
+        scale_set: ScaleSet,
+        name: str,
+        runner: Runner | None = None,
+        unlabelled_is_ours: bool = True,
+    ) -> Removal:
+        """Remove the registration ``name`` (looked up unless ``runner`` is given).
+        RunnerBusy when it is running a job; other GitHub errors propagate."""
+        if runner is None:
+            runner = self.find(scale_set, name)
+            if runner is None:
+                return Removal.REMOVED
+        if not owned(runner, scale_set, unlabelled_is_ours):
+            log.warning(
+                "runner %s: its registration belongs to another scale set; left alone", name
+            )
+            return Removal.FOREIGN
+        scope = self.github.scope(scale_set)
+        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        # Gone already is fine: ephemeral runners deregister when their job ends.
+        with contextlib.suppress(NotFound):
+            self.github.request(scale_set, lambda c: c.delete_runner(scope, runner.id))
+        return Removal.REMOVED
