@@ -45,7 +45,10 @@ def process_creator() -> RunnerCreator:
     if _creator is None:
         with _creator_lock:
             if _creator is None:
-                _creator = RunnerCreator(Runtime(load_settings()))
+                runtime = Runtime(load_settings())
+                # No task tells a worker that a scale set was deleted: it looks.
+                runtime.scale_sets.forget_deleted_in_background(runtime.settings.namespace)
+                _creator = RunnerCreator(runtime)
     return _creator
 
 

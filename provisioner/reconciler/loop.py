@@ -42,6 +42,9 @@ class Reconciler:
     def __init__(self, settings: Settings, lease_namespace: str = "default"):
         self.settings = settings
         self.runtime = Runtime(settings)
+        # A standby, or a leader that lost the Lease, still reports scale sets it saw: it
+        # forgets the deleted ones by looking, as no finalizer runs in it.
+        self.runtime.scale_sets.forget_deleted_in_background(settings.namespace)
         self.on_heartbeat: Callable[[], None] = lambda: None
         dispatcher: Dispatcher
         if settings.parallel_creation:

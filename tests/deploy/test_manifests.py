@@ -21,7 +21,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from provisioner import metrics
 from provisioner.config import Settings
-from provisioner.runtime.queue import QUEUE
+from provisioner.runtime.queue import shard_queues
 from tests.deploy.manifests import (
     K8S_DIR,
     base_documents,
@@ -208,15 +208,19 @@ def test_autoscalers_scale_the_worker_deployment_on_the_celery_queue() -> None:
         target = autoscaler["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", worker["metadata"]["name"])
         assert autoscaler["metadata"]["namespace"] == worker["metadata"]["namespace"]
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == QUEUE
-    host, port = trigger["metadata"]["address"].split(":")
-    assert host.split(".")[:2] == [
-        redis_service["metadata"]["name"],
-        redis_service["metadata"]["namespace"],
-    ]
-    assert int(port) == redis_service["spec"]["ports"][0]["port"]
+    triggers = scaled["spec"]["triggers"]
+    # Every queue a worker takes creations from counts, and the backlog is their sum.
+    assert sorted(t["metadata"]["listName"] for t in triggers) == sorted(shard_queues())
+    formula = scaled["spec"]["advanced"]["scalingModifiers"]["formula"]
+    assert sorted(formula.split(" + ")) == sorted(t["name"] for t in triggers)
+    for trigger in triggers:
+        assert trigger["type"] == "redis"
+        host, port = trigger["metadata"]["address"].split(":")
+        assert host.split(".")[:2] == [
+            redis_service["metadata"]["name"],
+            redis_service["metadata"]["namespace"],
+        ]
+        assert int(port) == redis_service["spec"]["ports"][0]["port"]
 
 
 def test_the_service_monitor_selects_both_metrics_services() -> None:
@@ -365,9 +369,9 @@ def test_redis_requires_the_password_every_redis_client_is_given() -> None:
             "key": "password",
         }
     scaled = load_documents(K8S_DIR / "autoscaling" / "keda" / "scaledobject.yaml")[0]
-    (trigger,) = scaled["spec"]["triggers"]
     auth = load_documents(K8S_DIR / "autoscaling" / "keda" / "redis-access.yaml")[0]
-    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    for trigger in scaled["spec"]["triggers"]:
+        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     assert auth["spec"]["secretTargetRef"] == [
         {"parameter": "password", "name": "provisioner-redis", "key": "password"}
     ]

@@ -389,7 +389,6 @@ def test_a_rejected_credential_reports_no_quota(ghsim: Ghsim) -> None:
     seen: list[RateLimitInfo] = []
     with GitHubClient(
         ghsim.url, PatCredentials("not-a-token"), on_rate_limit=seen.append
-    ) as github:
-        with pytest.raises(Unauthorized):
-            register(github, "r")
+    ) as github, pytest.raises(Unauthorized):
+        register(github, "r")
     assert seen == []
