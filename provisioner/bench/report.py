@@ -12,6 +12,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from provisioner.bench.burst import JobBurstResult
+    from provisioner.bench.tenant_report import TenantComparison
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,13 @@ class BenchReport:
     machine: str
     runs: list[BenchRun] = field(default_factory=list)
     job_burst: JobBurstResult | None = None
+    tenant_runs: list[TenantComparison] = field(default_factory=list)
 
     def to_json(self) -> dict:
         burst = {} if self.job_burst is None else {"job_burst": asdict(self.job_burst)}
+        tenants = (
+            {"tenant_runs": [run.to_json() for run in self.tenant_runs]} if self.tenant_runs else {}
+        )
         return {
             "command": self.command,
             "machine": self.machine,
@@ -152,6 +157,7 @@ class BenchReport:
                 for (n, concurrency), value in queue_overhead_ms(self.runs).items()
             ],
             **burst,
+            **tenants,
         }
 
     def write_json(self, path: Path) -> None:
@@ -160,6 +166,10 @@ class BenchReport:
     def print_table(self, console: Console) -> None:
         if self.job_burst is not None:
             console.print(self.job_burst.table())
+        if self.tenant_runs:
+            from provisioner.bench.tenant_report import tenants_table
+
+            console.print(tenants_table(self.tenant_runs))
         if not self.runs:
             return
         table = Table(title="time to N runners")

@@ -16,14 +16,20 @@ from typing import TYPE_CHECKING, NoReturn, cast
 
 from provisioner.bench import cases
 from provisioner.bench.burst import jobs_burst
+from provisioner.bench.tenants import CredentialPool, plan_tenant_cases, tenant_count
 from provisioner.cli.argtypes import bounded_float
 from provisioner.cli.flags import add_settings_flags, add_state_dir_flag, settings_from_args
+from provisioner.ghsim.config import DEFAULT_PAT as SIM_TOKEN
+from provisioner.ghsim.config import PROFILE_NAMES
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from provisioner.bench.burst import JobBurstResult
     from provisioner.bench.session import BenchSession
+    from provisioner.bench.tenant_report import TenantComparison
+    from provisioner.bench.tenant_session import TenantBench
+    from provisioner.bench.tenants import TenantCase
     from provisioner.config import Settings
 
 
@@ -58,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--modes",
         type=cases.modes,
-        default=cases.DEFAULT_MODES,
+        default=None,
         help="comma-separated modes: sequential (ARC-like, one at a time in the reconciler), "
         "parallel (reconciler + Celery workers), fixed (parallel with "
         "--no-adaptive-concurrency), limit (the same creations from a thread pool in this "
@@ -105,6 +111,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "measures the time to N runners ready and to all jobs done, and leaks once the fleet "
         "is back at 0",
     )
+    parser.add_argument(
+        "--tenants",
+        type=tenant_count,
+        default=None,
+        metavar="K",
+        help="instead of the modes, split each N over K RunnerScaleSets, each in its own "
+        "organisation with its own token, and scale them at once (parallel mode); one tenant "
+        "alone with the same share runs first. Reports time to N, each tenant's time to its "
+        "share and the ratios to one tenant alone, 429/403 answers and primary budget left per "
+        "token, and with GitHub's limits set the least time they allow",
+    )
+    parser.add_argument(
+        "--github-profile",
+        choices=PROFILE_NAMES,
+        default="default",
+        help="the simulator's preset of limits: github.com sets GitHub.com's published ones "
+        "(5,000 requests/h per token, 900 points a minute per endpoint, 100 concurrent "
+        "requests, 1,500 registrations per 5 minutes per scope) (default: default, no limits)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
     parser.add_argument(
@@ -128,6 +153,19 @@ def _check(args: argparse.Namespace) -> None:
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None and not path.resolve().parent.is_dir():
             args_error(f"argument {flag}: directory {path.resolve().parent} does not exist")
+    if args.tenants is not None:
+        for flag, given in (
+            ("--modes", args.modes),
+            ("--jobs-burst", args.jobs_burst),
+            ("--plot", args.plot),
+        ):
+            if given is not None:
+                args_error(f"argument {flag}: not with --tenants (tenants run in parallel mode)")
+        if min(args.runners) < args.tenants:
+            args_error(
+                f"argument --runners: each N must be at least --tenants ({args.tenants}), "
+                f"got {min(args.runners)}"
+            )
 
 
 def args_error(message: str) -> None:
@@ -187,7 +225,23 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
         # Piped or redirected (CI, docs): wide enough that the table's columns keep their names.
         console = Console(width=160)
     concurrency = args.concurrency or [settings.runner_creation_concurrency]
-    plan = [] if args.jobs_burst else cases.plan_cases(args.modes, args.runners, concurrency)
+    modes = args.modes or cases.DEFAULT_MODES
+    plan = (
+        []
+        if args.jobs_burst or args.tenants
+        else cases.plan_cases(modes, args.runners, concurrency)
+    )
+    tenant_plan = plan_tenant_cases(args.runners, args.tenants, concurrency) if args.tenants else []
+    # The warm-ups' token first, then one fresh token per tenant and run.
+    credentials = CredentialPool(
+        sum(case.credentials_needed for case in tenant_plan), first_place=2
+    )
+    ghsim_args = ["--latency-ms", str(args.github_latency_ms)]
+    if args.github_profile != "default":
+        ghsim_args += ["--profile", args.github_profile]
+    if tenant_plan:
+        for token in [SIM_TOKEN, *credentials.tokens]:
+            ghsim_args += ["--pat", token]
     report = BenchReport(
         command="provisioner " + shlex.join(sys.argv[1:]),
         machine=machine_description(),
@@ -196,7 +250,7 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
         state_dir,
         settings,
         workers=args.workers,
-        ghsim_args=["--latency-ms", str(args.github_latency_ms)],
+        ghsim_args=ghsim_args,
         log=lambda message: console.print(f"[dim]{message}[/dim]"),
     )
     try:
@@ -212,7 +266,13 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
         console.print(
             f"pipeline up ({args.github_latency_ms:g} ms per GitHub call); "
             f"logs in {state_dir / 'logs'}; "
-            + (f"a burst of {args.jobs_burst} jobs" if args.jobs_burst else f"{len(plan)} runs")
+            + (
+                f"a burst of {args.jobs_burst} jobs"
+                if args.jobs_burst
+                else f"{len(tenant_plan)} tenant cases"
+                if tenant_plan
+                else f"{len(plan)} runs"
+            )
         )
         session = BenchSession(
             pipeline,
@@ -260,6 +320,10 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
                 )
             if args.jobs_burst:
                 report.job_burst = _job_burst(args, session, progress, concurrency[0])
+            if tenant_plan:
+                tenants = _tenant_bench(args, session, credentials)
+                for tenant_case in tenant_plan:
+                    report.tenant_runs.append(_tenant_case(tenants, tenant_case, progress))
     finally:
         with console.status("stopping everything"):
             pipeline.stop()
@@ -285,7 +349,68 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
             f"[bold red]{run.label} N={run.runners}: {run.created} runners created, "
             f"{run.leaks.total} left after scaling to 0[/bold red]; see {state_dir / 'logs'}"
         )
-    return 1 if incomplete else 0
+    tenants_incomplete = [run for run in report.tenant_runs if not run.complete]
+    for comparison in tenants_incomplete:
+        for group in (comparison.alone, comparison.together):
+            if not group.complete:
+                console.print(
+                    f"[bold red]{len(group.tenants)} tenant(s), N={group.runners}: "
+                    f"{group.created} runners created, {group.leaks} left after scaling to "
+                    f"0[/bold red]; see {state_dir / 'logs'}"
+                )
+    return 1 if incomplete or tenants_incomplete else 0
+
+
+def _tenant_bench(
+    args: argparse.Namespace, session: BenchSession, credentials: CredentialPool
+) -> TenantBench:
+    """The tenant runner, with the simulator's limits when any are set (then each tenant's
+    least possible time under them is reported)."""
+    from provisioner.bench.tenant_session import TenantBench
+    from provisioner.bench.tenants import GitHubLimits
+    from provisioner.ghsim.admin import SimulatorAdmin
+
+    with SimulatorAdmin(session.pipeline.ghsim_url) as admin:
+        knobs = admin.config()
+    limited = (
+        args.github_profile != "default"
+        or args.secondary_limit_per_minute
+        or args.secondary_max_concurrent
+    )
+    return TenantBench(
+        session,
+        credentials,
+        github_profile=args.github_profile,
+        limits=GitHubLimits.from_simulator_config(knobs) if limited else None,
+        budget_resource=(
+            "actions_runner_registration"
+            if knobs.get("registration_resource") == "actions_runner_registration"
+            else "core"
+        ),
+    )
+
+
+def _tenant_case(tenants: TenantBench, case: TenantCase, progress: Progress) -> TenantComparison:
+    from provisioner.bench.session import BenchFailed
+    from provisioner.cli import CommandError
+
+    total = case.runners + (case.alone_share if case.runs_alone else 0)
+    task = progress.add_task(
+        f"{case.tenants} tenants N={case.runners} c={case.concurrency}", total=total, note=""
+    )
+    tenants.session.status = lambda message: progress.update(task, note=message)
+    try:
+        comparison = tenants.run(case, lambda done: progress.update(task, completed=done))
+    except BenchFailed as exc:
+        raise CommandError(str(exc)) from None
+    ratio = comparison.ratio_to_alone
+    progress.update(
+        task,
+        completed=total,
+        note=f"{comparison.together.seconds or 0:.2f}s"
+        + ("" if ratio is None else f", {ratio:.2f}x alone"),
+    )
+    return comparison
 
 
 def _job_burst(

@@ -18,6 +18,12 @@ from provisioner.cli import main
         (["--workers", "0"], "--workers"),
         (["--secondary-max-concurrent", "0"], "--secondary-max-concurrent"),
         (["--json", "/no/such/dir/out.json"], "--json"),
+        (["--tenants", "0"], "--tenants"),
+        (["--tenants", "two"], "--tenants"),
+        (["--tenants", "3", "--runners", "2,10"], "--runners"),
+        (["--tenants", "2", "--modes", "sequential"], "--modes"),
+        (["--tenants", "2", "--jobs-burst", "10"], "--jobs-burst"),
+        (["--github-profile", "gitlab.com"], "--github-profile"),
     ],
 )
 def test_bad_flag_is_refused_with_one_line(
