@@ -42,8 +42,24 @@ class LocalControlPlane:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.certs = generate_certs(self.state_dir / "pki")
         self._start_etcd(timeout)
+        self.apiserver_port = free_port()
         self._start_apiserver(timeout)
         self._write_kubeconfig()
+
+    def kill_apiserver(self) -> None:
+        """Kill the API server alone, as in a crash of the control plane: it stops answering
+        at once (a graceful stop drains open watches for seconds first). etcd keeps the
+        cluster's state."""
+        if self.apiserver is not None:
+            self.apiserver.kill()
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start the API server again on its port (the kubeconfig stays valid) and wait
+        until it is ready. Nothing is done when it is running."""
+        process = self.apiserver.process if self.apiserver is not None else None
+        if process is not None and process.poll() is None:
+            return
+        self._start_apiserver(timeout)
 
     def _start_etcd(self, timeout: float) -> None:
         self.etcd_port = free_port()
@@ -73,7 +89,6 @@ class LocalControlPlane:
     def _start_apiserver(self, timeout: float) -> None:
         assert self.certs is not None
         certs = self.certs
-        self.apiserver_port = free_port()
         self.apiserver = ServerProcess(
             "kube-apiserver",
             [

@@ -64,10 +64,14 @@ class GarbageCollector:
         runtime: Runtime,
         grace: float = GRACE_SECONDS,
         clock: Callable[[], float] = time.time,
+        fence: Callable[[], None] = lambda: None,
     ):
+        """``fence`` is called before every removal and raises when this process may no
+        longer write (the reconciler's leader check)."""
         self.runtime = runtime
         self.grace = grace
         self.clock = clock
+        self.fence = fence
 
     def collect(self, scale_sets: list[ScaleSet], dry_run: bool = False) -> GcReport:
         report = GcReport()
@@ -75,7 +79,8 @@ class GarbageCollector:
         ledger = self.runtime.ledger
         expired = ledger.expired(now)
         report.ledger_entries = [f"{entry.scale_set}/{entry.name}" for entry in expired]
-        if not dry_run:
+        if not dry_run and expired:
+            self.fence()
             ledger.remove(expired)
             metrics.GARBAGE_COLLECTED.labels(kind="ledger").inc(len(expired))
         first_seen = self._first_seen()
@@ -84,7 +89,7 @@ class GarbageCollector:
             seen = self._collect_scale_set(scale_set, first_seen, now, dry_run, report)
             remembered.update(seen)
         if not dry_run:
-            self._remember(remembered)
+            self._remember(first_seen, remembered, {s.namespace for s in scale_sets})
         for kind, names in (("registration", report.registrations), ("secret", report.secrets)):
             for name in names:
                 log.info("gc%s: %s %s", " (dry run)" if dry_run else "", kind, name)
@@ -125,6 +130,7 @@ class GarbageCollector:
             if dry_run:
                 report.registrations.append(name)
                 continue
+            self.fence()
             try:
                 runtime.registrations.remove(scale_set, name, registered[name])
             except RunnerBusy:
@@ -133,6 +139,7 @@ class GarbageCollector:
             metrics.GARBAGE_COLLECTED.labels(kind="registration").inc()
         for name in remove_secrets:
             if not dry_run:
+                self.fence()
                 objects.delete_runner_objects(name, owner_uid=scale_set.uid)
                 metrics.GARBAGE_COLLECTED.labels(kind="secret").inc()
             report.secrets.append(name)
@@ -145,9 +152,18 @@ class GarbageCollector:
         raw = cast(dict, self.runtime.redis.hgetall(_FIRST_SEEN_KEY))
         return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
 
-    def _remember(self, seen: dict[str, float]) -> None:
+    def _remember(
+        self, first_seen: dict[str, float], seen: dict[str, float], namespaces: set[str]
+    ) -> None:
+        """Keep ``seen``; forget the sightings of this pass's namespaces that are no longer
+        orphans. Another namespace's are left as they are: its reconciler (one per namespace,
+        sharing Redis) measures their grace period from them."""
+        stale = [
+            key for key in first_seen if key not in seen and key.split("/", 1)[0] in namespaces
+        ]
         pipe = self.runtime.redis.pipeline()
-        pipe.delete(_FIRST_SEEN_KEY)
+        if stale:
+            pipe.hdel(_FIRST_SEEN_KEY, *stale)
         if seen:
             pipe.hset(_FIRST_SEEN_KEY, mapping=seen)
         pipe.execute()

@@ -55,7 +55,6 @@ class Reconciler:
             dispatcher = sequential
         self.queue = KeyQueue()
         self.store = ScaleSetStore(self.runtime.api)
-        self.gc = GarbageCollector(self.runtime)
         self.stopping = threading.Event()
         self.custom = k8s.CustomObjectsApi(self.runtime.api)
         self.core = k8s.CoreV1Api(self.runtime.api)
@@ -67,6 +66,7 @@ class Reconciler:
             on_started_leading=self._resync,
         )
         self.scale_sets = ScaleSetReconciler(self.runtime, dispatcher, fence=self.elector.check)
+        self.gc = GarbageCollector(self.runtime, fence=self.elector.check)
 
     def run(self) -> None:
         threads = [

@@ -1,8 +1,8 @@
 """One reconciliation of one RunnerScaleSet: observe pods and the ledger, clean up finished
 runners, plan the missing ones (or the ones to remove), hand them on, report the status.
 
-Every write a leader makes (the ledger, the dispatch, removals) is preceded by the fence,
-so a reconciler that lost its Lease mid-pass stops before its next write."""
+Every write a leader makes (the ledger, the dispatch, removals, the status) is preceded by the
+fence, so a reconciler that lost its Lease mid-pass stops before its next write."""
 
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ class ScaleSetReconciler:
         elif len(observation.live) + len(observation.in_flight) > observation.desired:
             observation = self._cancel_planned(observation)
             draining = self._scale_down(scale_set, observation)
+        self.fence()
         report_observed(
             self.runtime.api,
             scale_set,

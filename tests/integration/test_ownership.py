@@ -21,8 +21,11 @@ from provisioner.devenv.pipeline import scale_set_manifest
 from provisioner.github import GitHubClient, GitHubScope
 from provisioner.github.auth import PatCredentials
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.scaleset import ScaleSetStore
 from provisioner.ledger import Ledger, LedgerEntry
 from provisioner.naming import owner_label
+from provisioner.reconciler.gc import GarbageCollector
+from provisioner.runtime import Runtime
 from provisioner.runtime.queue import make_celery
 from tests.fixtures.pipeline import TestPipeline as Pipeline
 
@@ -165,3 +168,47 @@ def test_a_creation_never_deletes_another_scale_sets_registration_of_that_name(
     assert _registrations_of(pipeline, uid_second) == theirs
     assert _pods(pipeline, second) == set(theirs)
     assert _pods(pipeline, first) == set()
+
+
+def test_interleaved_gc_passes_of_two_namespaces_each_collect_their_own_leftovers(
+    pipeline, second_namespace
+):
+    """Two reconcilers (one per namespace) share Redis: one's pass must not forget when the
+    other first saw its leftovers, or neither ever outlives the grace period."""
+    first, second = pipeline.namespace, second_namespace
+    uids = {ns: _apply(pipeline, ns, 0)["metadata"]["uid"] for ns in (first, second)}
+    with GitHubClient(pipeline.ghsim.url, PatCredentials(pipeline.ghsim.token)) as github:
+        for ns, leftover in ((first, "left1"), (second, "left2")):
+            github.generate_jitconfig(
+                GitHubScope.parse(ORG_URL), f"{NAME}-{leftover}", 1, [owner_label(uids[ns])]
+            )
+    clock = [1000.0]
+    runtimes = {
+        ns: Runtime(load_settings({**_settings(pipeline), "namespace": ns}))
+        for ns in (first, second)
+    }
+    try:
+        collectors = {
+            ns: GarbageCollector(runtime, grace=60, clock=lambda: clock[0])
+            for ns, runtime in runtimes.items()
+        }
+        removed: dict[str, list[str]] = {first: [], second: []}
+        for _ in range(2):
+            for ns, collector in collectors.items():
+                scale_sets = ScaleSetStore(runtimes[ns].api).list(ns)
+                removed[ns] += collector.collect(scale_sets).registrations
+            clock[0] += 61
+    finally:
+        for runtime in runtimes.values():
+            runtime.close()
+
+    assert removed == {first: [f"{NAME}-left1"], second: [f"{NAME}-left2"]}
+    assert pipeline.ghsim.admin.registrations() == []
+
+
+def _settings(pipeline: Pipeline) -> dict[str, str]:
+    return {
+        "kubeconfig": pipeline.kubeconfig,
+        "redis_url": pipeline.redis_url,
+        "github_api_url": pipeline.ghsim.url,
+    }
