@@ -46,16 +46,41 @@ class Settings(BaseSettings):
     )
     adaptive_concurrency: bool = Field(
         True,
-        description="Lower the creation concurrency on throttling or timeouts and raise it "
-        "again while calls succeed, within --runner-creation-concurrency; off keeps it fixed.",
+        description="Lower a credential's creation concurrency when GitHub throttles it and "
+        "raise it again while calls succeed, within --runner-creation-concurrency; off keeps "
+        "it fixed.",
     )
 
     # Global rate limits, shared by every worker through Redis.
     github_requests_per_second: float = Field(
-        50.0, gt=0, le=100_000, description="Sustained GitHub API request rate across all workers."
+        50.0,
+        gt=0,
+        le=100_000,
+        description="Sustained GitHub API request rate of each credential, across all workers.",
     )
     github_burst: int = Field(
-        100, ge=1, le=100_000, description="GitHub requests allowed at once above the rate."
+        100, ge=1, le=100_000, description="A credential's requests allowed at once above the rate."
+    )
+    github_registrations_per_minute: int = Field(
+        180,
+        ge=1,
+        le=100_000,
+        description="generate-jitconfig calls per minute of each credential: GitHub's secondary "
+        "limit of 900 points a minute per endpoint at 5 points a POST.",
+    )
+    github_scope_registrations: int = Field(
+        1500,
+        ge=1,
+        le=1_000_000,
+        description="Runner registrations per 5 minutes in one repository, organisation or "
+        "enterprise: GitHub's cap.",
+    )
+    github_budget_reserve: int = Field(
+        100,
+        ge=0,
+        le=1_000_000,
+        description="Calls of each credential's primary rate limit kept for removing runners: "
+        "no creation spends them (a runner it could not remove would stay registered).",
     )
     kube_requests_per_second: float = Field(
         100.0, gt=0, le=100_000, description="Sustained Kubernetes write rate across all workers."

@@ -27,6 +27,15 @@ return 0
 """
 
 
+_REPLACE_IF_PRESENT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     """One planned runner. ``scale_set`` is ScaleSet.key ("namespace/name"); ``deadline`` is
@@ -112,6 +121,22 @@ class Ledger:
                 self._forget_if_empty(keys=[_ledger_key(scale_set), SCALE_SETS_KEY], args=[raw])
             found.extend(e for e in entries if e.deadline <= now)
         return found
+
+    def postpone(self, entry: LedgerEntry, seconds: float) -> LedgerEntry | None:
+        """Moves the entry's deadline ``seconds`` later (its creation waits that long for its
+        credential); None when the entry is no longer planned. Atomic: a concurrent removal
+        (a cancellation) is not undone."""
+        later = LedgerEntry(
+            entry.scale_set, entry.name, entry.batch_id, entry.deadline + seconds, entry.owner_uid
+        )
+        replaced = self.redis.eval(
+            _REPLACE_IF_PRESENT,
+            1,
+            _ledger_key(entry.scale_set),
+            entry.name,
+            json.dumps(later.to_dict()),
+        )
+        return later if replaced else None
 
     def complete(self, scale_set: str, name: str) -> None:
         """The runner exists (or failed for good): it is no longer in flight."""

@@ -43,8 +43,18 @@ RATE_LIMIT_WAIT_SECONDS = Histogram(
 )
 GITHUB_RATE_LIMIT_REMAINING = Gauge(
     "provisioner_github_rate_limit_remaining",
-    "x-ratelimit-remaining of GitHub's most recent answer.",
-    ["resource"],
+    "x-ratelimit-remaining of the credential's most recent authenticated answer.",
+    ["credential", "resource"],
+)
+GITHUB_THROTTLED = Counter(
+    "provisioner_github_throttled_total",
+    "Answers in which GitHub refused a credential's call for its rate limits (429/403).",
+    ["credential"],
+)
+GITHUB_REJECTED = Counter(
+    "provisioner_github_credential_rejected_total",
+    "Answers in which GitHub rejected a credential (401, or 403 without a rate limit).",
+    ["credential"],
 )
 GITHUB_REQUESTS = Counter(
     "provisioner_github_requests_total", "GitHub API requests by operation.", ["operation"]

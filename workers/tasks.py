@@ -13,10 +13,11 @@ from celery import Task, shared_task
 
 from provisioner.config import load_settings
 from provisioner.creation import outcome
-from provisioner.creation.creator import RunnerCreator
+from provisioner.creation.creator import CredentialPaused, RunnerCreator
 from provisioner.creation.outcome import (
     CREATED,
     FAILED,
+    SKIPPED,
     CreationResult,
     progress_milestone,
     summarize,
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 # about half an hour before it is given up.
 REPORT_RETRIES = 40
 REPORT_BACKOFF_MAX_SECONDS = 60
+# A paused creation comes back at least this often to look again: Celery holds a countdown
+# task in the worker's memory, and one held past the broker's visibility timeout (twice the
+# creation timeout and more) would be delivered a second time.
+MAX_COUNTDOWN = 30.0
 
 _creator_lock = threading.Lock()
 _creator: RunnerCreator | None = None
@@ -48,20 +53,48 @@ def process_creator() -> RunnerCreator:
                 runtime = Runtime(load_settings())
                 # No task tells a worker that a scale set was deleted: it looks.
                 runtime.scale_sets.forget_deleted_in_background(runtime.settings.namespace)
-                _creator = RunnerCreator(runtime)
+                _creator = RunnerCreator(runtime, requeue_when_paused=True)
     return _creator
 
 
-@shared_task(name=CREATE_RUNNER)
-def create_runner(entry: dict[str, Any], generation: int | None = None) -> dict[str, Any]:
-    """Create one runner. Never raises: a failure is a result, so the chord's callback runs
-    and sees the whole batch."""
+@shared_task(name=CREATE_RUNNER, bind=True, max_retries=None)
+def create_runner(
+    self: Task, entry: dict[str, Any], generation: int | None = None
+) -> dict[str, Any]:
+    """Create one runner. A failure is a result, so the chord's callback runs and sees the
+    whole batch. A creation whose credential GitHub paused goes back to the queue until the
+    pause ends (Celery's retry with a countdown): it holds no thread or slot meanwhile, and
+    other tenants' creations go ahead."""
     liveness.task_started()
     try:
         result = _create(entry, generation)
+    except CredentialPaused as paused:
+        later = _postponed(entry, paused.seconds)
+        if later is None:
+            return _skipped(entry).to_dict()
+        log.info("runner %s: %s; back in the queue", later.name, paused)
+        raise self.retry(
+            args=(later.to_dict(), generation), countdown=min(paused.seconds, MAX_COUNTDOWN)
+        ) from None
     finally:
         liveness.task_finished()
     return result.to_dict()
+
+
+def _postponed(entry: dict[str, Any], seconds: float) -> LedgerEntry | None:
+    """The entry with its deadline moved past the wait; None when it is no longer planned."""
+    wait = min(seconds, MAX_COUNTDOWN)
+    return process_creator().runtime.ledger.postpone(LedgerEntry.from_dict(entry), wait)
+
+
+def _skipped(entry: dict[str, Any]) -> CreationResult:
+    return CreationResult(
+        name=str(entry.get("name", "")),
+        scale_set=str(entry.get("scale_set", "")),
+        batch_id=str(entry.get("batch_id", "")),
+        outcome=SKIPPED,
+        reason=outcome.REASON_CANCELLED,
+    )
 
 
 def _create(entry: dict[str, Any], generation: int | None) -> CreationResult:
@@ -81,6 +114,8 @@ def _create(entry: dict[str, Any], generation: int | None) -> CreationResult:
     try:
         creator = process_creator()
         result = creator.create(ledger_entry, generation)
+    except CredentialPaused:
+        raise
     except Exception as exc:  # a bug or an outage nothing classified: report, do not lose
         log.exception("runner %s: creation crashed", ledger_entry.name)
         if creator is not None:

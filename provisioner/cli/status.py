@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from kubernetes.client.exceptions import ApiException
     from rich.table import Table
 
+    from provisioner.runtime.credentials import CredentialView
+
 KUBE_SETTINGS = ("kubeconfig", "namespace")
 
 
@@ -91,6 +93,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", nargs="?", help="show only the scale set with this name")
     add_kube_flags(parser, "show only the scale sets of this namespace (default: all)")
+    parser.add_argument(
+        flag_name("redis_url"),
+        dest="setting_redis_url",
+        metavar="REDIS_URL",
+        default=argparse.SUPPRESS,
+        help="where the GitHub credentials' limits are kept, for the credentials table "
+        f"[env {env_name('redis_url')}]",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -115,7 +125,77 @@ def _run(args: argparse.Namespace) -> int:
     for row in rows:
         for problem in row.problems:
             console.print(f"{row.namespace}/{row.name}: {problem}", highlight=False)
+    try:
+        credentials = credential_rows(settings)
+    except Exception as exc:  # the credentials table is extra; the scale sets are shown
+        console.print(f"GitHub credentials: not shown, Redis did not answer ({exc})")
+        return 0
+    if credentials:
+        console.print(credentials_table(credentials))
     return 0
+
+
+class CredentialRow:
+    """One GitHub credential by its non-secret identity, as the limits in Redis see it."""
+
+    def __init__(self, view: CredentialView, paused_for: float, in_use: int, limit: int) -> None:
+        self.identity = view.identity
+        self.budget = f"{view.remaining}/{view.limit}" if view.limit is not None else "-"
+        self.reset = _clock(view.reset) if view.reset else "-"
+        self.paused = f"{paused_for:.0f}s" if paused_for > 0 else "-"
+        self.throttled = str(view.throttled)
+        self.concurrency = f"{in_use}/{limit}"
+        self.rejected = view.rejected or "-"
+
+
+def credential_rows(settings: Settings) -> list[CredentialRow]:
+    import redis
+
+    from provisioner.runtime.credentials import CredentialRecords
+    from provisioner.runtime.limits import CredentialLimits
+
+    client = redis.Redis.from_url(settings.redis_connection_url(), socket_timeout=5)
+    try:
+        records = CredentialRecords(client)
+        rows = []
+        for view in records.all():
+            limits = CredentialLimits(settings, client, view.identity, records)
+            rows.append(
+                CredentialRow(
+                    view,
+                    limits.paused_for(),
+                    limits.budget.in_use(),
+                    limits.budget.current_limit(),
+                )
+            )
+        return rows
+    finally:
+        client.close()
+
+
+def credentials_table(rows: list[CredentialRow]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="GitHub credentials")
+    table.add_column("CREDENTIAL")
+    for column in ("BUDGET", "RESETS", "PAUSED", "THROTTLED", "CONCURRENCY"):
+        table.add_column(column, justify="right")
+    table.add_column("REJECTED")
+    for row in rows:
+        table.add_row(
+            row.identity,
+            row.budget,
+            row.reset,
+            row.paused,
+            row.throttled,
+            row.concurrency,
+            row.rejected,
+        )
+    return table
+
+
+def _clock(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%H:%M:%SZ")
 
 
 def _where(obj: dict) -> tuple[str, str]:

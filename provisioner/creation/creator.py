@@ -43,8 +43,22 @@ LOCK_WAIT_SECONDS = LEASE_SECONDS + 2.0
 MIN_ATTEMPT_SECONDS = 1.0
 
 
+# A wait GitHub asks of a credential longer than this is not sat out in a worker thread: the
+# task goes back to the queue until then, and other tenants' creations use the thread.
+REQUEUE_AFTER_SECONDS = 1.0
+
+
 class Cancelled(Exception):
     """The runner is no longer wanted (scale-down, deleted scale set): undo and stop."""
+
+
+class CredentialPaused(Exception):
+    """The scale set's credential may not be used for ``seconds``: the creation is handed
+    back, holding no thread, lock or slot meanwhile. Nothing it made is undone."""
+
+    def __init__(self, seconds: float, why: str) -> None:
+        super().__init__(f"credential paused for {seconds:.1f}s: {why}")
+        self.seconds = seconds
 
 
 class LockLost(Exception):
@@ -64,10 +78,18 @@ class _Progress:
 class RunnerCreator:
     """Creates runners for ledger entries; one per process, shared by its threads."""
 
-    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Callable[[], float] = time.monotonic,
+        requeue_when_paused: bool = False,
+    ):
+        """``requeue_when_paused``: raise CredentialPaused instead of waiting in the thread
+        (the tasks do; the sequential path waits, as ARC would)."""
         self.runtime = runtime
         self.settings = runtime.settings
         self.clock = clock
+        self.requeue_when_paused = requeue_when_paused
         self.creation_failures = FailureBudget(runtime.redis, CREATION_FAILURES)
 
     def create(self, entry: LedgerEntry, generation: int | None = None) -> CreationResult:
@@ -144,12 +166,17 @@ class RunnerCreator:
                 except Cancelled:
                     self._roll_back(scale_set, entry.name, lease)
                     return result(outcome.SKIPPED, outcome.REASON_CANCELLED, attempts)
+                except CredentialPaused:
+                    raise
                 except Exception as exc:
                     failure = classify(exc)
                     if isinstance(failure, PermanentFailure):
                         log.warning("runner %s: %s", entry.name, failure)
                         break
-                    self._on_retryable(failure, progress)
+                    self._on_retryable(scale_set, failure, progress)
+                    wait = failure.retry_after or 0.0
+                    if self.requeue_when_paused and wait > REQUEUE_AFTER_SECONDS:
+                        raise CredentialPaused(wait, str(failure)) from None
                     delay = self._delay(failure, attempts, deadline)
                     if delay is None:
                         log.warning(
@@ -179,11 +206,15 @@ class RunnerCreator:
             return None
         return min(delay, left)
 
-    def _on_retryable(self, failure: RetryableFailure, progress: _Progress) -> None:
+    def _on_retryable(
+        self, scale_set: ScaleSet, failure: RetryableFailure, progress: _Progress
+    ) -> None:
         if failure.reason == outcome.REASON_RATE_LIMITED and failure.throttled:
-            # Every worker waits, not only this task: the next call would be refused too.
-            self.runtime.limits.pause_github(failure.retry_after or 0.0)
-            self.runtime.limits.on_throttled()
+            # Every worker waits for this credential, not only this task: the next call would
+            # be refused too. Other credentials are not touched.
+            with contextlib.suppress(Exception):
+                credential = self.runtime.github.credential(scale_set)
+                credential.on_throttled(failure.retry_after or 0.0)
         progress.throttled += int(failure.throttled)
 
     # One attempt.
@@ -247,12 +278,16 @@ class RunnerCreator:
     def _generate(self, scale_set: ScaleSet, name: str, deadline: float) -> JitConfig:
         runtime = self.runtime
         scope = runtime.github.scope(scale_set)
+        credential = runtime.github.credential(scale_set)
         labels = [*scale_set.labels, owner_label(scale_set.uid)]
-        runtime.limits.github_token(timeout=self._left(deadline))
-        # The budget bounds the calls to GitHub in flight across all workers (the slow,
-        # rate-limited dependency). A creation holds no slot for its Kubernetes writes, which
-        # have their own bucket: the next GitHub call need not wait for them.
-        with runtime.limits.creation_slot(timeout=self._left(deadline)):
+        self._wait_for_credential(credential.paused_for(), "GitHub asked it to wait", deadline)
+        while (wait := runtime.limits.try_registration(credential, scope)) > 0:
+            self._wait_for_credential(wait, "registrations per minute or per scope", deadline)
+        runtime.limits.github_token(credential, timeout=self._left(deadline))
+        # The budget bounds the calls to GitHub in flight (the slow, rate-limited
+        # dependency): the credential's share, within the global ceiling. A creation holds no
+        # slot for its Kubernetes writes, which have their own bucket.
+        with runtime.limits.creation_slot(credential, timeout=self._left(deadline)):
             try:
                 return runtime.github.request(
                     scale_set,
@@ -276,6 +311,17 @@ class RunnerCreator:
                 outcome.REASON_NAME_TAKEN,
                 f"{what} in namespace {scale_set.namespace} belongs to another owner",
             )
+
+    def _wait_for_credential(self, seconds: float, why: str, deadline: float) -> None:
+        """Sits out a short wait; a long one hands the creation back (tasks) or is slept
+        within the deadline (sequential path)."""
+        if seconds <= 0:
+            return
+        if self.requeue_when_paused and seconds > REQUEUE_AFTER_SECONDS:
+            raise CredentialPaused(seconds, why)
+        if self.clock() + seconds > deadline:
+            raise RetryableFailure(outcome.REASON_RATE_LIMITED, retry_after=seconds, detail=why)
+        time.sleep(seconds)
 
     def _kube_token(self, deadline: float) -> None:
         self.runtime.limits.kube_token(timeout=self._left(deadline))

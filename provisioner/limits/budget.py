@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 import redis
 
@@ -128,6 +129,12 @@ class RedisConcurrencyBudget:
     def in_use(self) -> int:
         """Slots held now (leases not run out), by every process."""
         return int(self._in_use(keys=[self.key]))
+
+    def current_limit(self) -> int:
+        """The limit in force for every process: the configured one, or lower while an
+        adaptive override holds."""
+        override = cast("bytes | None", self.redis.get(self._limit_key))
+        return min(self.configured_limit, int(override)) if override else self.configured_limit
 
     def set_limit(self, limit: int) -> None:
         """Change the limit for every process, never above the one each was built with.

@@ -55,6 +55,13 @@ end
 return string.format('%.6f', math.max(until_, current) - now)
 """
 
+_PAUSED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local paused_until = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
+return string.format('%.6f', math.max(0, paused_until - now))
+"""
+
 # Waiters sleep a little longer than told, at random, so they do not all ask at once.
 _WAKE_SPREAD = 0.1
 
@@ -73,6 +80,7 @@ class RedisTokenBucket:
         self.burst = burst
         self._take = redis_client.register_script(_TAKE)
         self._pause = redis_client.register_script(_PAUSE)
+        self._paused_for = redis_client.register_script(_PAUSED_FOR)
 
     def try_acquire(self) -> float:
         """Take a token: 0.0 when taken, else the seconds until one may be there."""
@@ -93,6 +101,10 @@ class RedisTokenBucket:
                     retry_after=wait,
                 )
             time.sleep(min(left, wait * (1 + random.uniform(0, _WAKE_SPREAD))))
+
+    def paused_for(self) -> float:
+        """Seconds the bucket stays paused (0 when it is not)."""
+        return float(self._paused_for(keys=[self.key]))
 
     def pause_until(self, epoch_seconds: float) -> float:
         """Hand out no token before ``epoch_seconds`` (wall clock), to anyone. Returns the

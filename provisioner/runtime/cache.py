@@ -81,6 +81,11 @@ class BoundedCache(Generic[K, V]):
         with self._lock:
             return list(self._entries)
 
+    def values(self) -> list[V]:
+        """What is cached now, expired entries included (for closing them)."""
+        with self._lock:
+            return [value for value, _ in self._entries.values()]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

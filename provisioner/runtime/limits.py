@@ -1,6 +1,13 @@
-"""The limits every creation and removal goes through, shared across processes in Redis:
-token buckets for GitHub and Kubernetes requests, the creation concurrency budget and its
-adaptive limit. ``unlimited`` (the benchmark's `limit` mode) skips them all."""
+"""The limits every creation and removal goes through, shared across processes in Redis and
+keyed the way GitHub keys its own.
+
+Per credential (a token's fingerprint or an App installation, never the secret): the request
+rate, generate-jitconfig calls per minute (GitHub's points per endpoint), pauses GitHub asks
+for (Retry-After, a spent primary budget), the adaptive concurrency and the circuit breaker.
+Per registration scope: GitHub's cap on registrations per 5 minutes. Global: only the total
+creation concurrency and the Kubernetes request rate, which protect our own workers and the
+API server. So one tenant being throttled or slow costs the others nothing.
+``unlimited`` (the benchmark's `limit` mode) skips them all."""
 
 from __future__ import annotations
 
@@ -13,36 +20,61 @@ import redis
 
 from provisioner import metrics
 from provisioner.config import Settings
-from provisioner.github import RateLimitInfo
+from provisioner.github import GitHubScope, RateLimitInfo
 from provisioner.limits import (
     AdaptiveConcurrency,
+    CircuitBreaker,
     GitHubRateLimitPauser,
     RedisConcurrencyBudget,
+    RedisSlidingWindow,
     RedisTokenBucket,
     SharedAdaptiveConcurrency,
 )
+from provisioner.runtime.cache import BoundedCache
+from provisioner.runtime.credentials import CredentialRecords
 
 log = logging.getLogger(__name__)
 
 GITHUB_BUCKET_KEY = "provisioner:limits:github"
 KUBE_BUCKET_KEY = "provisioner:limits:kube"
 CREATION_BUDGET_KEY = "provisioner:limits:creations"
+JITCONFIG_WINDOW_KEY = "provisioner:limits:jitconfig"
+SCOPE_WINDOW_KEY = "provisioner:limits:registrations"
+SCOPE_WINDOW_SECONDS = 300.0
+# Credentials whose limits a process keeps at hand; long-lived so a credential in use keeps
+# its budget's lease renewer.
+CREDENTIALS_KEPT = 512
+CREDENTIAL_KEEP_SECONDS = 3600.0
 
 
-class Limits:
-    def __init__(self, settings: Settings, redis_client: redis.Redis, unlimited: bool = False):
-        self.unlimited = unlimited
-        self.github_bucket = RedisTokenBucket(
+class CredentialLimits:
+    """One credential's limits. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis_client: redis.Redis,
+        identity: str,
+        records: CredentialRecords,
+    ) -> None:
+        self.identity = identity
+        self.records = records
+        self.bucket = RedisTokenBucket(
             redis_client,
-            GITHUB_BUCKET_KEY,
+            f"{GITHUB_BUCKET_KEY}:{identity}",
             settings.github_requests_per_second,
             settings.github_burst,
         )
-        self.kube_bucket = RedisTokenBucket(
-            redis_client, KUBE_BUCKET_KEY, settings.kube_requests_per_second, settings.kube_burst
+        self.registrations = RedisSlidingWindow(
+            redis_client,
+            f"{JITCONFIG_WINDOW_KEY}:{identity}",
+            settings.github_registrations_per_minute,
+            60.0,
         )
         self.budget = RedisConcurrencyBudget(
-            redis_client, CREATION_BUDGET_KEY, settings.runner_creation_concurrency
+            redis_client,
+            f"{CREATION_BUDGET_KEY}:{identity}",
+            settings.runner_creation_concurrency,
         )
         self.adaptive = (
             SharedAdaptiveConcurrency(
@@ -51,28 +83,30 @@ class Limits:
             if settings.adaptive_concurrency
             else None
         )
-        self._pauser = GitHubRateLimitPauser(self.github_bucket)
+        self.breaker = CircuitBreaker(failure_threshold=10, reset_timeout=5.0)
+        self._pauser = GitHubRateLimitPauser(self.bucket)
 
     def close(self) -> None:
         self.budget.close()
 
-    def creation_slot(self, timeout: float) -> contextlib.AbstractContextManager[object]:
-        """One of the creation budget's slots, held around a creation's GitHub call."""
-        if self.unlimited:
-            return contextlib.nullcontext()
-        return _timed(self.budget.slot(timeout), "creation_slot")
+    def paused_for(self) -> float:
+        """Seconds GitHub asked this credential to wait, from now."""
+        return self.bucket.paused_for()
 
-    def github_token(self, timeout: float) -> None:
-        self._token(self.github_bucket, "github", timeout)
+    def on_rate_limit(self, info: RateLimitInfo) -> None:
+        """The x-ratelimit-* headers of one of the credential's authenticated answers."""
+        metrics.GITHUB_RATE_LIMIT_REMAINING.labels(
+            credential=self.identity, resource=info.resource or "core"
+        ).set(info.remaining)
+        self.records.record_rate_limit(self.identity, info)
+        self._pauser(info)
 
-    def kube_token(self, timeout: float) -> None:
-        self._token(self.kube_bucket, "kube", timeout)
-
-    def pause_github(self, seconds: float) -> None:
-        """Every process waits, not only the caller: the next call would be refused too."""
-        self.github_bucket.pause_until(time.time() + seconds)
-
-    def on_throttled(self) -> None:
+    def on_throttled(self, retry_after: float) -> None:
+        """GitHub refused a call for its rate limits: every process waits for this
+        credential, and its concurrency comes down."""
+        metrics.GITHUB_THROTTLED.labels(credential=self.identity).inc()
+        self.bucket.pause_until(time.time() + retry_after)
+        self.records.record_throttled(self.identity)
         if self.adaptive is not None:
             self.adaptive.on_throttle()
 
@@ -80,11 +114,72 @@ class Limits:
         if self.adaptive is not None:
             self.adaptive.on_success()
 
-    def on_rate_limit(self, info: RateLimitInfo) -> None:
-        metrics.GITHUB_RATE_LIMIT_REMAINING.labels(resource=info.resource or "core").set(
-            info.remaining
+
+class Limits:
+    def __init__(self, settings: Settings, redis_client: redis.Redis, unlimited: bool = False):
+        self.settings = settings
+        self.redis = redis_client
+        self.unlimited = unlimited
+        self.records = CredentialRecords(redis_client)
+        self.kube_bucket = RedisTokenBucket(
+            redis_client, KUBE_BUCKET_KEY, settings.kube_requests_per_second, settings.kube_burst
         )
-        self._pauser(info)
+        # The ceiling over every credential's creations together.
+        self.budget = RedisConcurrencyBudget(
+            redis_client, CREATION_BUDGET_KEY, settings.runner_creation_concurrency
+        )
+        self._credentials: BoundedCache[str, CredentialLimits] = BoundedCache(
+            CREDENTIALS_KEPT, CREDENTIAL_KEEP_SECONDS
+        )
+
+    def close(self) -> None:
+        self.budget.close()
+        for credential in self._credentials.values():
+            credential.close()
+
+    def credential(self, identity: str) -> CredentialLimits:
+        return self._credentials.get_or_load(
+            identity,
+            lambda: CredentialLimits(self.settings, self.redis, identity, self.records),
+        )
+
+    @contextlib.contextmanager
+    def creation_slot(self, credential: CredentialLimits, timeout: float) -> Iterator[None]:
+        """A slot of the credential's share and one of the global ceiling, held around a
+        creation's GitHub call. The credential's first: a credential at its share waits
+        without taking a global slot from the others."""
+        if self.unlimited:
+            yield
+            return
+        with (
+            _timed(credential.budget.slot(timeout), "credential_slot"),
+            _timed(self.budget.slot(timeout), "creation_slot"),
+        ):
+            yield
+
+    def github_token(self, credential: CredentialLimits, timeout: float) -> None:
+        self._token(credential.bucket, "github", timeout)
+
+    def try_registration(self, credential: CredentialLimits, scope: GitHubScope) -> float:
+        """Room for one more registration: the scope's cap, and the credential's points a
+        minute for generate-jitconfig. 0.0 when taken, else the seconds until there is."""
+        if self.unlimited:
+            return 0.0
+        wait = self.scope_window(scope).try_acquire()
+        if wait > 0:
+            return wait
+        return credential.registrations.try_acquire()
+
+    def scope_window(self, scope: GitHubScope) -> RedisSlidingWindow:
+        return RedisSlidingWindow(
+            self.redis,
+            f"{SCOPE_WINDOW_KEY}:{scope.host}{scope.api_path}",
+            self.settings.github_scope_registrations,
+            SCOPE_WINDOW_SECONDS,
+        )
+
+    def kube_token(self, timeout: float) -> None:
+        self._token(self.kube_bucket, "kube", timeout)
 
     def _token(self, bucket: RedisTokenBucket, limit: str, timeout: float) -> None:
         if self.unlimited:

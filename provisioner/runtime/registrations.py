@@ -44,13 +44,13 @@ class Registrations:
 
     def find(self, scale_set: ScaleSet, name: str) -> Runner | None:
         scope = self.github.scope(scale_set)
-        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
         return self.github.request(scale_set, lambda c: c.find_runner_by_name(scope, name))
 
     def list(self, scale_set: ScaleSet) -> list[Runner]:
         """Every registration in the scale set's scope, whoever owns it."""
         scope = self.github.scope(scale_set)
-        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
         return self.github.request(scale_set, lambda c: c.list_runners(scope))
 
     def remove(
@@ -72,7 +72,7 @@ class Registrations:
             )
             return Removal.FOREIGN
         scope = self.github.scope(scale_set)
-        self.limits.github_token(TOKEN_WAIT_SECONDS)
+        self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
         # Gone already is fine: ephemeral runners deregister when their job ends.
         with contextlib.suppress(NotFound):
             self.github.request(scale_set, lambda c: c.delete_runner(scope, runner.id))
