@@ -49,10 +49,8 @@ def batch_status_change(
                 f"GitHub asked to slow down {summary.throttled} times in batch {summary.batch_id}",
                 now,
             )
-        else:
-            conditions = with_condition(
-                conditions, "Throttled", "False", "NotThrottled", "no rate limiting seen", now
-            )
+        # Throttled=False is the reconciler's to say: it sees whether the credential is still
+        # paused or short of budget now, which a finished batch cannot.
         status["conditions"] = conditions
         # A report retried after its status write went through counts its failures once.
         already_counted = (status.get("lastBatch") or {}).get("id") == summary.batch_id

@@ -19,6 +19,7 @@ from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import kube_errors
 from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
 from provisioner.naming import is_owned_by
+from provisioner.reconciler.gc import forget_sightings
 from provisioner.reconciler.removal import RunnerRemover
 from provisioner.runtime import Runtime
 
@@ -90,6 +91,7 @@ class Finalizer:
         for policy in (START_FAILURES, CREATION_FAILURES):
             FailureBudget(runtime.redis, policy).forget(key)
         runtime.scale_sets.forget(key)
+        forget_sightings(runtime.redis, key)
         metrics.forget_scale_set(key)
 
     def _set_finalizers(self, obj: dict[str, Any], finalizers: list[str]) -> None:

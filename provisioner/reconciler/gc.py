@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+import redis
+
 from provisioner import metrics
 from provisioner.github.errors import RunnerBusy
 from provisioner.kube.scaleset import ScaleSet
@@ -167,6 +169,21 @@ class GarbageCollector:
         if seen:
             pipe.hset(_FIRST_SEEN_KEY, mapping=seen)
         pipe.execute()
+
+
+def forget_sightings(redis_client: redis.Redis, scale_set_key: str) -> None:
+    """Drops the first-seen times of a deleted scale set's leftovers (its finalizer removed
+    them all)."""
+    prefix = f"{scale_set_key}/"
+    keys = [
+        k for k in cast(list, redis_client.hkeys(_FIRST_SEEN_KEY)) if _text(k).startswith(prefix)
+    ]
+    if keys:
+        redis_client.hdel(_FIRST_SEEN_KEY, *keys)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _scoped(first_seen: dict[str, float], prefix: str) -> dict[str, float]:

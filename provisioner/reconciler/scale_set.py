@@ -6,6 +6,7 @@ fence, so a reconciler that lost its Lease mid-pass stops before its next write.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import random
 import time
@@ -21,7 +22,7 @@ from provisioner.github.hosts import HostNotAllowed
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import KubeNotFound, kube_errors
 from provisioner.kube.runner_objects import runner_pod_state
-from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
+from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetSpecError
 from provisioner.ledger import BatchProgress, LedgerEntry
 from provisioner.naming import runner_names
 from provisioner.planner import (
@@ -31,6 +32,7 @@ from provisioner.planner import (
     plan_creations,
     plan_scale_down,
     plan_scale_up,
+    plan_within_budget,
 )
 from provisioner.reconciler.dispatch import Dispatcher, Fence
 from provisioner.reconciler.finalizer import Finalizer
@@ -42,10 +44,17 @@ from provisioner.reconciler.status_report import (
     report_observed,
 )
 from provisioner.runtime import Runtime
+from provisioner.runtime.github_access import RECHECK_REJECTED_SECONDS
+from provisioner.runtime.limits import CredentialLimits
 from provisioner.runtime.queue import visibility_timeout
 from provisioner.runtime.registrations import owned
 
 log = logging.getLogger(__name__)
+
+# How soon to look again at a scale set whose credential GitHub holds back, or whose Secret
+# cannot be read: no event may come when the wait ends or the Secret is fixed.
+THROTTLED_RECHECK_SECONDS = 10.0
+SECRET_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,15 +110,34 @@ class ScaleSetReconciler:
             return None
         try:
             self.runtime.github.api_url(scale_set)
+            credential = self.runtime.github.credential(scale_set)
         except HostNotAllowed as exc:
             report_blocked(self.runtime.api, scale_set, "GitHubHostNotAllowed", str(exc))
             return None
+        except GitHubSecretError as exc:
+            report_blocked(self.runtime.api, scale_set, "GitHubSecretUnusable", str(exc))
+            return SECRET_RECHECK_SECONDS
+        rejected = self.runtime.limits.records.rejected(credential.identity)
+        if rejected:
+            # Nothing is created with a credential GitHub rejects; it is probed again once
+            # the recheck ends, so a fixed Secret is used within a minute.
+            report_blocked(self.runtime.api, scale_set, "GitHubCredentialsRejected", rejected)
+            return RECHECK_REJECTED_SECONDS
         observation = self._observe(scale_set, clean=True)
         missing = plan_scale_up(
             observation.desired, len(observation.live), len(observation.in_flight)
         )
         draining = 0
         requeue_after = None
+        throttled = (
+            self._throttled(scale_set, credential, missing, len(observation.in_flight))
+            if missing > 0
+            else None
+        )
+        if throttled is not None:
+            missing = throttled[0]
+            log.warning("%s: %s", scale_set.key, throttled[2])
+            requeue_after = THROTTLED_RECHECK_SECONDS
         if missing > 0:
             wait = max(
                 self.start_failures.backoff_remaining(scale_set.key),
@@ -146,9 +174,40 @@ class ScaleSetReconciler:
                 draining=draining,
                 failing_to_start=self.start_failures.describe(scale_set.key),
                 failing_creations=self.creation_failures.describe(scale_set.key),
+                throttled=throttled[1:] if throttled is not None else None,
             ),
         )
         return requeue_after
+
+    def _throttled(
+        self, scale_set: ScaleSet, credential: CredentialLimits, missing: int, in_flight: int
+    ) -> tuple[int, str, str] | None:
+        """How many of ``missing`` runners GitHub's limits of the scale set's credential let
+        it create now, and why not all (Throttled's reason and message); None when they do
+        not hold it back."""
+        who = f"credential {credential.identity} (Secret {scale_set.namespace}/"
+        who += f"{scale_set.github_config_secret})"
+        paused = credential.paused_for()
+        if paused > 0:
+            return (
+                0 if paused > THROTTLED_RECHECK_SECONDS else missing,
+                "CredentialPaused",
+                f"GitHub asked {who} to wait {paused:.0f}s more",
+            )
+        view = self.runtime.limits.records.view(credential.identity)
+        remaining = view.remaining if view.reset and view.reset > time.time() else None
+        reserve = self.settings.github_budget_reserve
+        allowed = plan_within_budget(missing, remaining, reserve, in_flight)
+        if allowed >= missing or remaining is None or view.reset is None:
+            return None
+        resets = datetime.datetime.fromtimestamp(view.reset, datetime.UTC)
+        return (
+            allowed,
+            "PrimaryBudgetLow",
+            f"{who} has {remaining} of {view.limit} GitHub calls left until "
+            f"{resets:%H:%M:%SZ}; creating {allowed} of {missing} missing runners and "
+            f"keeping {reserve} calls to remove runners",
+        )
 
     # Observation.
 

@@ -32,6 +32,8 @@ class ObservedStatus:
     draining: int
     failing_to_start: str  # the start-failure budget's description, "" within the budget
     failing_creations: str  # the same for creations
+    throttled: tuple[str, str] | None = None  # (reason, message) while GitHub's limits hold
+    # creations back, None when they do not
 
 
 def observed_status_change(scale_set: ScaleSet, seen: ObservedStatus, now: str) -> StatusChange:
@@ -93,6 +95,17 @@ def observed_status_change(scale_set: ScaleSet, seen: ObservedStatus, now: str) 
         elif any(c.get("type") == "ReplicasClamped" for c in conditions):
             conditions = with_condition(
                 conditions, "ReplicasClamped", "False", "WithinBounds", "spec.replicas is used", now
+            )
+        if seen.throttled is not None:
+            conditions = with_condition(conditions, "Throttled", "True", *seen.throttled, now)
+        elif any(c.get("type") == "Throttled" and c.get("status") == "True" for c in conditions):
+            conditions = with_condition(
+                conditions,
+                "Throttled",
+                "False",
+                "NotThrottled",
+                "the credential has budget and no pause",
+                now,
             )
         if seen.failing_to_start:
             conditions = with_condition(
