@@ -81,11 +81,14 @@ def plan_creations(missing: int, failing: bool) -> int:
 CALLS_PER_RUNNER = 2
 
 
-def plan_within_budget(missing: int, remaining: int | None, reserve: int, in_flight: int) -> int:
+def plan_within_budget(
+    missing: int, remaining: int | None, reserve: int, in_flight: int, live: int
+) -> int:
     """How many of ``missing`` runners the credential's remaining primary budget can create
-    and later remove. ``reserve`` calls stay for removals of runners that exist already;
-    creations ``in_flight`` will each spend a call of it. Unknown budget: no cap."""
+    and later remove. Spoken for already: a removal call for each of the ``live`` runners,
+    a creation and a removal for each creation ``in_flight``, and ``reserve`` calls besides
+    (lookups, listings, other scale sets' removals). Unknown budget: no cap."""
     if remaining is None:
         return missing
-    spendable = remaining - reserve - in_flight
+    spendable = remaining - reserve - live - in_flight * CALLS_PER_RUNNER
     return max(0, min(missing, spendable // CALLS_PER_RUNNER))

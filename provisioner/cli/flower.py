@@ -111,8 +111,9 @@ def _run(args: argparse.Namespace) -> int:
     check_redis_credentials(settings)
     export_to_environ(settings)
 
-    from workers.app import worker_app
+    from provisioner.runtime.queue import make_celery
 
-    app = worker_app(settings)
+    # Flower needs the broker, not the tasks: it learns them from the workers' events.
+    app = make_celery(settings)
     app.start(["flower", f"--address={args.address}", f"--port={args.port}", *extra])
     return 0

@@ -18,6 +18,7 @@ from kubernetes import client as k8s
 
 from provisioner.failure_budget import CREATION_FAILURES, START_FAILURES, FailureBudget
 from provisioner.github import Runner
+from provisioner.github.errors import GitHubError
 from provisioner.github.hosts import HostNotAllowed
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import KubeNotFound, kube_errors
@@ -26,6 +27,7 @@ from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetSpecE
 from provisioner.ledger import BatchProgress, LedgerEntry
 from provisioner.naming import runner_names
 from provisioner.planner import (
+    CALLS_PER_RUNNER,
     RunnerView,
     clamp_desired,
     plan_cancellations,
@@ -44,6 +46,7 @@ from provisioner.reconciler.status_report import (
     report_observed,
 )
 from provisioner.runtime import Runtime
+from provisioner.runtime.credentials import CredentialView
 from provisioner.runtime.github_access import RECHECK_REJECTED_SECONDS
 from provisioner.runtime.limits import CredentialLimits
 from provisioner.runtime.queue import visibility_timeout
@@ -130,7 +133,13 @@ class ScaleSetReconciler:
         draining = 0
         requeue_after = None
         throttled = (
-            self._throttled(scale_set, credential, missing, len(observation.in_flight))
+            self._throttled(
+                scale_set,
+                credential,
+                missing,
+                len(observation.in_flight),
+                len(observation.live),
+            )
             if missing > 0
             else None
         )
@@ -180,7 +189,12 @@ class ScaleSetReconciler:
         return requeue_after
 
     def _throttled(
-        self, scale_set: ScaleSet, credential: CredentialLimits, missing: int, in_flight: int
+        self,
+        scale_set: ScaleSet,
+        credential: CredentialLimits,
+        missing: int,
+        in_flight: int,
+        live: int,
     ) -> tuple[int, str, str] | None:
         """How many of ``missing`` runners GitHub's limits of the scale set's credential let
         it create now, and why not all (Throttled's reason and message); None when they do
@@ -194,10 +208,10 @@ class ScaleSetReconciler:
                 "CredentialPaused",
                 f"GitHub asked {who} to wait {paused:.0f}s more",
             )
-        view = self.runtime.limits.records.view(credential.identity)
+        view = self._budget(scale_set, credential)
         remaining = view.remaining if view.reset and view.reset > time.time() else None
         reserve = self.settings.github_budget_reserve
-        allowed = plan_within_budget(missing, remaining, reserve, in_flight)
+        allowed = plan_within_budget(missing, remaining, reserve, in_flight, live)
         if allowed >= missing or remaining is None or view.reset is None:
             return None
         resets = datetime.datetime.fromtimestamp(view.reset, datetime.UTC)
@@ -206,8 +220,27 @@ class ScaleSetReconciler:
             "PrimaryBudgetLow",
             f"{who} has {remaining} of {view.limit} GitHub calls left until "
             f"{resets:%H:%M:%SZ}; creating {allowed} of {missing} missing runners and "
-            f"keeping {reserve} calls to remove runners",
+            f"keeping {reserve + live + in_flight * CALLS_PER_RUNNER} calls to remove runners",
         )
+
+    def _budget(self, scale_set: ScaleSet, credential: CredentialLimits) -> CredentialView:
+        """The credential's primary budget as GitHub last reported it. When nothing current
+        is known, GitHub is asked first: a batch planned blind could spend the calls its own
+        removals need, leaving registrations nothing can delete until the budget resets."""
+        records = self.runtime.limits.records
+        view = records.view(credential.identity)
+        if view.reset is not None and view.reset > time.time():
+            return view
+        try:
+            # Every authenticated answer reports the budget; a lookup by name is one call.
+            self.runtime.registrations.find(scale_set, scale_set.runner_name_prefix)
+        except GitHubError as exc:
+            # A refusal for the budget reported it too; an outage leaves it unknown, and the
+            # creations meet the outage themselves.
+            log.info(
+                "%s: GitHub did not report the budget of its credential (%s)", scale_set.key, exc
+            )
+        return records.view(credential.identity)
 
     # Observation.
 

@@ -166,17 +166,36 @@ def test_a_failing_scale_set_creates_one_runner_to_probe():
 
 
 def test_the_budget_caps_creations_and_keeps_the_reserve():
-    # 100 left, 40 kept for removals, 10 creations about to call: 50 calls, 25 runners.
-    assert plan_within_budget(100, remaining=100, reserve=40, in_flight=10) == 25
-    assert plan_within_budget(5, remaining=100, reserve=40, in_flight=10) == 5
-    assert plan_within_budget(5, remaining=30, reserve=40, in_flight=0) == 0
-    assert plan_within_budget(7, remaining=None, reserve=40, in_flight=0) == 7
+    # 100 left, 40 kept besides, 10 creations about to call and later remove: 40 calls, 20
+    # runners; 10 live runners need a removal call each: 15.
+    assert plan_within_budget(100, remaining=100, reserve=40, in_flight=10, live=0) == 20
+    assert plan_within_budget(100, remaining=100, reserve=40, in_flight=10, live=10) == 15
+    assert plan_within_budget(5, remaining=100, reserve=40, in_flight=10, live=0) == 5
+    assert plan_within_budget(5, remaining=30, reserve=40, in_flight=0, live=0) == 0
+    assert plan_within_budget(7, remaining=None, reserve=40, in_flight=0, live=0) == 7
 
 
-@given(st.integers(0, 500), st.integers(0, 6000), st.integers(0, 500), st.integers(0, 500))
-def test_planned_runners_can_always_be_removed_within_the_budget(missing, remaining, reserve, busy):
-    planned = plan_within_budget(missing, remaining, reserve, busy)
+@given(
+    st.integers(0, 500),
+    st.integers(0, 6000),
+    st.integers(0, 500),
+    st.integers(0, 500),
+    st.integers(0, 500),
+)
+def test_planned_runners_can_always_be_removed_within_the_budget(
+    missing, remaining, reserve, busy, live
+):
+    planned = plan_within_budget(missing, remaining, reserve, busy, live)
     assert 0 <= planned <= missing
-    assert (
-        planned * CALLS_PER_RUNNER + reserve + busy <= max(remaining, reserve + busy) or not planned
-    )
+    spoken_for = reserve + live + busy * CALLS_PER_RUNNER
+    assert planned * CALLS_PER_RUNNER + spoken_for <= remaining or not planned
+
+
+def test_a_budget_spent_over_several_passes_still_removes_every_runner():
+    # Each pass creates what the budget allows; the runners of earlier passes stay live.
+    remaining, reserve, live = 60, 20, 0
+    for _ in range(10):
+        created = plan_within_budget(50 - live, remaining, reserve, in_flight=0, live=live)
+        remaining -= created
+        live += created
+    assert live == 20 and remaining - reserve >= live
