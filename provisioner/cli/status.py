@@ -132,6 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if credentials:
         console.print(credentials_table(credentials))
+        # GitHub's words are too long for a column: one line each, below the table.
+        for credential in credentials:
+            if credential.rejected:
+                console.print(f"{credential.identity}: {credential.rejected}", highlight=False)
     return 0
 
 
@@ -145,7 +149,7 @@ class CredentialRow:
         self.paused = f"{paused_for:.0f}s" if paused_for > 0 else "-"
         self.throttled = str(view.throttled)
         self.concurrency = f"{in_use}/{limit}"
-        self.rejected = view.rejected or "-"
+        self.rejected = view.rejected
 
 
 def credential_rows(settings: Settings) -> list[CredentialRow]:
@@ -177,20 +181,31 @@ def credentials_table(rows: list[CredentialRow]) -> Table:
     from rich.table import Table
 
     table = Table(title="GitHub credentials")
-    table.add_column("CREDENTIAL")
-    for column in ("BUDGET", "RESETS", "PAUSED", "THROTTLED", "CONCURRENCY"):
-        table.add_column(column, justify="right")
-    table.add_column("REJECTED")
-    for row in rows:
-        table.add_row(
+    cells = [
+        (
             row.identity,
             row.budget,
             row.reset,
             row.paused,
             row.throttled,
             row.concurrency,
-            row.rejected,
+            "yes" if row.rejected else "-",
         )
+        for row in rows
+    ]
+    # Values are never cut, however narrow the terminal (a pipe is 80 columns): the identity
+    # is what a user matches against logs and metrics. Headers give way first.
+    for index, column in enumerate(
+        ("CREDENTIAL", "BUDGET", "RESETS", "PAUSED", "THROTTLED", "CONCURRENCY", "REJECTED")
+    ):
+        table.add_column(
+            column,
+            justify="left" if index == 0 else "right",
+            no_wrap=True,
+            min_width=max((len(row[index]) for row in cells), default=0),
+        )
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
 
 

@@ -8,6 +8,10 @@ import socket
 
 from provisioner.cli.flags import add_settings_flags, settings_from_args
 
+# Threads per slot of the global creation budget: calls a slow tenant's GitHub holds open stop
+# counting against the budget after a lease, but they still hold their threads.
+THREADS_PER_SLOT = 2
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=None,
-        help="pool threads of this worker (default: --runner-creation-concurrency, so one "
-        "worker alone can use the whole global budget; the budget, not the pool, limits)",
+        help="pool threads of this worker (default: twice --runner-creation-concurrency, so "
+        "one worker alone can use the whole global budget while a slow tenant's calls hold "
+        "threads; the budget, not the pool, limits)",
     )
     add_settings_flags(parser)
     parser.set_defaults(func=_run)
@@ -39,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     check_process_settings(settings)
-    threads = args.threads or settings.runner_creation_concurrency
+    threads = args.threads or THREADS_PER_SLOT * settings.runner_creation_concurrency
     if threads < 1 or threads > 1000:
         raise CommandError(f"--threads must be between 1 and 1000, got {threads}")
     export_to_environ(settings)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -28,8 +28,10 @@ from provisioner.github import JitConfig
 from provisioner.github.errors import Conflict, NotFound
 from provisioner.kube.scaleset import ScaleSet, ScaleSetSpecError
 from provisioner.ledger import LedgerEntry
+from provisioner.limits import RateLimitExceeded
 from provisioner.naming import owner_label
 from provisioner.runtime import Runtime
+from provisioner.runtime.limits import CredentialLimits
 from provisioner.runtime.registrations import owned
 from provisioner.runtime.runner_lock import LEASE_SECONDS, RunnerLease
 from provisioner.runtime.scale_sets import ScaleSetGone
@@ -46,6 +48,10 @@ MIN_ATTEMPT_SECONDS = 1.0
 # A wait GitHub asks of a credential longer than this is not sat out in a worker thread: the
 # task goes back to the queue until then, and other tenants' creations use the thread.
 REQUEUE_AFTER_SECONDS = 1.0
+# A task waits this long for one of its credential's creation slots, then comes back this much
+# later, so a busy or slow credential's creations do not fill the worker threads.
+SHARE_WAIT_SECONDS = 0.5
+SHARE_RECHECK_SECONDS = 1.0
 
 
 class Cancelled(Exception):
@@ -53,8 +59,9 @@ class Cancelled(Exception):
 
 
 class CredentialPaused(Exception):
-    """The scale set's credential may not be used for ``seconds``: the creation is handed
-    back, holding no thread, lock or slot meanwhile. Nothing it made is undone."""
+    """The scale set's credential may not be used for ``seconds`` (GitHub's pause, a full
+    window, or its creation slots all taken): the creation is handed back, holding no thread, lock
+    or slot meanwhile. Nothing it made is undone."""
 
     def __init__(self, seconds: float, why: str) -> None:
         super().__init__(f"credential paused for {seconds:.1f}s: {why}")
@@ -281,26 +288,44 @@ class RunnerCreator:
         credential = runtime.github.credential(scale_set)
         labels = [*scale_set.labels, owner_label(scale_set.uid)]
         self._wait_for_credential(credential.paused_for(), "GitHub asked it to wait", deadline)
-        while (wait := runtime.limits.try_registration(credential, scope)) > 0:
-            self._wait_for_credential(wait, "registrations per minute or per scope", deadline)
-        runtime.limits.github_token(credential, timeout=self._left(deadline))
-        # The budget bounds the calls to GitHub in flight (the slow, rate-limited
-        # dependency): the credential's share, within the global ceiling. A creation holds no
-        # slot for its Kubernetes writes, which have their own bucket.
-        with runtime.limits.creation_slot(credential, timeout=self._left(deadline)):
+        # The calls to GitHub in flight are bounded (it is the slow, rate-limited dependency):
+        # the credential's share first, then the global ceiling around the call itself. A
+        # creation holds no slot for its Kubernetes writes, which have their own bucket.
+        with self._share_slot(credential, deadline):
+            while (wait := runtime.limits.try_registration(credential, scope)) > 0:
+                self._wait_for_credential(wait, "registrations per minute or per scope", deadline)
+            runtime.limits.github_token(credential, timeout=self._left(deadline))
+            with runtime.limits.global_slot(timeout=self._left(deadline)):
+                try:
+                    return runtime.github.request(
+                        scale_set,
+                        lambda client: client.generate_jitconfig(
+                            scope, name, scale_set.runner_group_id, labels
+                        ),
+                    )
+                except NotFound as exc:
+                    raise PermanentFailure(
+                        outcome.REASON_GITHUB_NOT_FOUND,
+                        f"{exc}; check spec.githubConfigUrl ({scale_set.github_config_url}) "
+                        f"and spec.runnerGroupId ({scale_set.runner_group_id})",
+                    ) from None
+
+    @contextlib.contextmanager
+    def _share_slot(self, credential: CredentialLimits, deadline: float) -> Iterator[None]:
+        """The credential's share slot. A task waits for one only briefly: a credential whose
+        calls GitHub answers slowly may hold its slots long, and the thread serves other
+        tenants meanwhile; the task comes back a moment later."""
+        wait = SHARE_WAIT_SECONDS if self.requeue_when_paused else self._left(deadline)
+        with contextlib.ExitStack() as held:
             try:
-                return runtime.github.request(
-                    scale_set,
-                    lambda client: client.generate_jitconfig(
-                        scope, name, scale_set.runner_group_id, labels
-                    ),
-                )
-            except NotFound as exc:
-                raise PermanentFailure(
-                    outcome.REASON_GITHUB_NOT_FOUND,
-                    f"{exc}; check spec.githubConfigUrl ({scale_set.github_config_url}) and "
-                    f"spec.runnerGroupId ({scale_set.runner_group_id})",
+                held.enter_context(self.runtime.limits.share_slot(credential, timeout=wait))
+            except RateLimitExceeded:
+                if not self.requeue_when_paused:
+                    raise
+                raise CredentialPaused(
+                    SHARE_RECHECK_SECONDS, "its creation slots are busy"
                 ) from None
+            yield
 
     def _check_owner(self, owner: str | None, scale_set: ScaleSet, what: str) -> None:
         if owner is None:

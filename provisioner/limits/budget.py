@@ -93,7 +93,11 @@ class RedisConcurrencyBudget:
         key: str,
         limit: int,
         lease: float = DEFAULT_LEASE_SECONDS,
+        renew: bool = True,
     ):
+        """``renew=False``: a slot counts for one ``lease`` at most, however long its holder
+        keeps it; the budget then bounds how many holders start within a lease, not how many
+        are still waiting on something slow."""
         if limit < 1:
             raise ValueError(f"limit of budget {key} must be at least 1, got {limit}")
         if lease <= 0:
@@ -109,6 +113,7 @@ class RedisConcurrencyBudget:
         self._renew = redis_client.register_script(_RENEW)
         self._release = redis_client.register_script(_RELEASE)
         self._in_use = redis_client.register_script(_IN_USE)
+        self.renew = renew
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._renewer: threading.Thread | None = None
@@ -158,9 +163,10 @@ class RedisConcurrencyBudget:
         holder = uuid.uuid4().hex
         deadline = time.monotonic() + timeout
         # Registered before taking, so a lease taken just before a renewal round is renewed.
-        with self._held_lock:
-            self._held.add(holder)
-            self._ensure_renewer()
+        if self.renew:
+            with self._held_lock:
+                self._held.add(holder)
+                self._ensure_renewer()
         try:
             while True:
                 if self._take(

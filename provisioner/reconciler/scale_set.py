@@ -132,6 +132,8 @@ class ScaleSetReconciler:
         )
         draining = 0
         requeue_after = None
+        # Also while a batch waits in the queue (nothing missing, all in flight): that is when
+        # a user asks why the scale-up is slow.
         throttled = (
             self._throttled(
                 scale_set,
@@ -140,7 +142,7 @@ class ScaleSetReconciler:
                 len(observation.in_flight),
                 len(observation.live),
             )
-            if missing > 0
+            if missing > 0 or observation.in_flight
             else None
         )
         if throttled is not None:

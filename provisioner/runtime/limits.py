@@ -41,6 +41,8 @@ CREATION_BUDGET_KEY = "provisioner:limits:creations"
 JITCONFIG_WINDOW_KEY = "provisioner:limits:jitconfig"
 SCOPE_WINDOW_KEY = "provisioner:limits:registrations"
 SCOPE_WINDOW_SECONDS = 300.0
+# Longer than a healthy generate-jitconfig round trip (a third of a second on GitHub.com).
+GLOBAL_SLOT_LEASE_SECONDS = 2.0
 # Credentials whose limits a process keeps at hand; long-lived so a credential in use keeps
 # its budget's lease renewer.
 CREDENTIALS_KEPT = 512
@@ -124,9 +126,16 @@ class Limits:
         self.kube_bucket = RedisTokenBucket(
             redis_client, KUBE_BUCKET_KEY, settings.kube_requests_per_second, settings.kube_burst
         )
-        # The ceiling over every credential's creations together.
+        # The ceiling over every credential's creations together. Its slots are not renewed:
+        # a call still waiting on a slow GitHub after a lease stops counting, so one tenant's
+        # hung calls cannot take every slot from the others. The credential's own share, whose
+        # slots are renewed, still bounds that tenant.
         self.budget = RedisConcurrencyBudget(
-            redis_client, CREATION_BUDGET_KEY, settings.runner_creation_concurrency
+            redis_client,
+            CREATION_BUDGET_KEY,
+            settings.runner_creation_concurrency,
+            lease=GLOBAL_SLOT_LEASE_SECONDS,
+            renew=False,
         )
         self._credentials: BoundedCache[str, CredentialLimits] = BoundedCache(
             CREDENTIALS_KEPT, CREDENTIAL_KEEP_SECONDS
@@ -144,17 +153,24 @@ class Limits:
         )
 
     @contextlib.contextmanager
-    def creation_slot(self, credential: CredentialLimits, timeout: float) -> Iterator[None]:
-        """A slot of the credential's share and one of the global ceiling, held around a
-        creation's GitHub call. The credential's first: a credential at its share waits
-        without taking a global slot from the others."""
+    def share_slot(self, credential: CredentialLimits, timeout: float) -> Iterator[None]:
+        """A slot of the credential's share of the creations, taken before anything else a
+        creation spends: a credential at its share waits without taking a global slot, a
+        registration of the scope or a request token from anyone. RateLimitExceeded when
+        none is free within ``timeout``."""
         if self.unlimited:
             yield
             return
-        with (
-            _timed(credential.budget.slot(timeout), "credential_slot"),
-            _timed(self.budget.slot(timeout), "creation_slot"),
-        ):
+        with _timed(credential.budget.slot(timeout), "credential_slot"):
+            yield
+
+    @contextlib.contextmanager
+    def global_slot(self, timeout: float) -> Iterator[None]:
+        """One of the global ceiling's slots, held around a creation's GitHub call."""
+        if self.unlimited:
+            yield
+            return
+        with _timed(self.budget.slot(timeout), "creation_slot"):
             yield
 
     def github_token(self, credential: CredentialLimits, timeout: float) -> None:
@@ -165,10 +181,13 @@ class Limits:
         minute for generate-jitconfig. 0.0 when taken, else the seconds until there is."""
         if self.unlimited:
             return 0.0
-        wait = self.scope_window(scope).try_acquire()
+        # The credential's minute first: it is the one that refuses most, and a refusal takes
+        # nothing, whereas a scope registration taken before a refusal is not given back
+        # (queued tasks retrying would fill the scope's 5 minutes with calls never made).
+        wait = credential.registrations.try_acquire()
         if wait > 0:
             return wait
-        return credential.registrations.try_acquire()
+        return self.scope_window(scope).try_acquire()
 
     def scope_window(self, scope: GitHubScope) -> RedisSlidingWindow:
         return RedisSlidingWindow(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,9 +110,12 @@ def _credential_row(pipeline: Pipeline, identity: str) -> dict[str, str]:
     header = next(line for line in lines if "CREDENTIAL" in line)
     row = next((line for line in lines if identity in line), None)
     assert row is not None, done.stdout
-    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    columns = [cell.strip() for cell in header.strip("│ ").split("│")]
-    return dict(zip(columns, cells, strict=True))
+    return dict(zip(_cells(header), _cells(row), strict=True))
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a line of a rich table (its header is drawn with heavier lines)."""
+    return [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
 
 
 def _scale_to_zero_without_leaks(pipeline: Pipeline) -> None:
