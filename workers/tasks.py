@@ -71,7 +71,7 @@ def create_runner(
     except CredentialPaused as paused:
         later = _postponed(entry, paused.seconds)
         if later is None:
-            return _skipped(entry).to_dict()
+            return _result_of(entry, SKIPPED, outcome.REASON_CANCELLED).to_dict()
         log.info("runner %s: %s; back in the queue", later.name, paused)
         raise self.retry(
             args=(later.to_dict(), generation), countdown=min(paused.seconds, MAX_COUNTDOWN)
@@ -87,13 +87,15 @@ def _postponed(entry: dict[str, Any], seconds: float) -> LedgerEntry | None:
     return process_creator().runtime.ledger.postpone(LedgerEntry.from_dict(entry), wait)
 
 
-def _skipped(entry: dict[str, Any]) -> CreationResult:
+def _result_of(entry: dict[str, Any], kind: str, reason: str, detail: str = "") -> CreationResult:
+    """A result for a task whose entry may not even parse."""
     return CreationResult(
         name=str(entry.get("name", "")),
         scale_set=str(entry.get("scale_set", "")),
         batch_id=str(entry.get("batch_id", "")),
-        outcome=SKIPPED,
-        reason=outcome.REASON_CANCELLED,
+        outcome=kind,
+        reason=reason,
+        detail=detail,
     )
 
 
@@ -102,14 +104,7 @@ def _create(entry: dict[str, Any], generation: int | None) -> CreationResult:
         ledger_entry = LedgerEntry.from_dict(entry)
     except ValueError as exc:
         log.error("create_runner got a task it cannot read: %s", exc)
-        return CreationResult(
-            name=str(entry.get("name", "")),
-            scale_set=str(entry.get("scale_set", "")),
-            batch_id=str(entry.get("batch_id", "")),
-            outcome=FAILED,
-            reason=outcome.REASON_INTERNAL,
-            detail=str(exc),
-        )
+        return _result_of(entry, FAILED, outcome.REASON_INTERNAL, str(exc))
     creator: RunnerCreator | None = None
     try:
         creator = process_creator()
