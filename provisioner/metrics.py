@@ -51,6 +51,21 @@ GITHUB_THROTTLED = Counter(
     "Answers in which GitHub refused a credential's call for its rate limits (429/403).",
     ["credential"],
 )
+GITHUB_PAUSED_UNTIL = Gauge(
+    "provisioner_github_credential_paused_until_seconds",
+    "Epoch seconds until which GitHub asked a credential to wait (Retry-After, spent budget).",
+    ["credential"],
+)
+CREDENTIAL_CREATIONS = Gauge(
+    "provisioner_credential_creations_in_flight",
+    "A credential's creations holding a slot of its share in this process now.",
+    ["credential"],
+)
+CREDENTIAL_CONCURRENCY_LIMIT = Gauge(
+    "provisioner_credential_concurrency_limit",
+    "A credential's share of the creation concurrency now (lowered while GitHub throttles it).",
+    ["credential"],
+)
 GITHUB_REJECTED = Counter(
     "provisioner_github_credential_rejected_total",
     "Answers in which GitHub rejected a credential (401, or 403 without a rate limit).",

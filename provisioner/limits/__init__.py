@@ -6,13 +6,12 @@ from provisioner.limits.breaker import CircuitBreaker
 from provisioner.limits.budget import RedisConcurrencyBudget
 from provisioner.limits.errors import CircuitOpen, RateLimitExceeded
 from provisioner.limits.sliding_window import RedisSlidingWindow
-from provisioner.limits.token_bucket import GitHubRateLimitPauser, RedisTokenBucket
+from provisioner.limits.token_bucket import RedisTokenBucket
 
 __all__ = [
     "AdaptiveConcurrency",
     "CircuitBreaker",
     "CircuitOpen",
-    "GitHubRateLimitPauser",
     "RateLimitExceeded",
     "RedisConcurrencyBudget",
     "RedisSlidingWindow",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Protocol
 
 import redis
 
@@ -110,29 +109,3 @@ class RedisTokenBucket:
         """Hand out no token before ``epoch_seconds`` (wall clock), to anyone. Returns the
         seconds the pause still lasts."""
         return float(self._pause(keys=[self.key], args=[epoch_seconds]))
-
-
-class RateLimitHeaders(Protocol):
-    # Read-only, so the frozen RateLimitInfo satisfies it.
-    @property
-    def limit(self) -> int: ...
-    @property
-    def remaining(self) -> int: ...
-    @property
-    def used(self) -> int: ...
-    @property
-    def reset(self) -> int: ...
-    @property
-    def resource(self) -> str: ...
-
-
-class GitHubRateLimitPauser:
-    """The GitHub client's ``on_rate_limit``: once an answer says the quota is spent, the
-    shared bucket pauses until the quota's reset, for every process."""
-
-    def __init__(self, bucket: RedisTokenBucket):
-        self.bucket = bucket
-
-    def __call__(self, info: RateLimitHeaders) -> None:
-        if info.remaining <= 0 and info.reset > 0:
-            self.bucket.pause_until(float(info.reset))

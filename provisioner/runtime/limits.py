@@ -24,7 +24,6 @@ from provisioner.github import GitHubScope, RateLimitInfo
 from provisioner.limits import (
     AdaptiveConcurrency,
     CircuitBreaker,
-    GitHubRateLimitPauser,
     RedisConcurrencyBudget,
     RedisSlidingWindow,
     RedisTokenBucket,
@@ -86,7 +85,6 @@ class CredentialLimits:
             else None
         )
         self.breaker = CircuitBreaker(failure_threshold=10, reset_timeout=5.0)
-        self._pauser = GitHubRateLimitPauser(self.bucket)
 
     def close(self) -> None:
         self.budget.close()
@@ -101,20 +99,32 @@ class CredentialLimits:
             credential=self.identity, resource=info.resource or "core"
         ).set(info.remaining)
         self.records.record_rate_limit(self.identity, info)
-        self._pauser(info)
+        if info.remaining <= 0 and info.reset > 0:
+            self._pause_until(float(info.reset))
 
     def on_throttled(self, retry_after: float) -> None:
         """GitHub refused a call for its rate limits: every process waits for this
         credential, and its concurrency comes down."""
         metrics.GITHUB_THROTTLED.labels(credential=self.identity).inc()
-        self.bucket.pause_until(time.time() + retry_after)
+        self._pause_until(time.time() + retry_after)
         self.records.record_throttled(self.identity)
         if self.adaptive is not None:
             self.adaptive.on_throttle()
+            metrics.CREDENTIAL_CONCURRENCY_LIMIT.labels(credential=self.identity).set(
+                self.budget.limit
+            )
 
     def on_success(self) -> None:
         if self.adaptive is not None:
             self.adaptive.on_success()
+            metrics.CREDENTIAL_CONCURRENCY_LIMIT.labels(credential=self.identity).set(
+                self.budget.limit
+            )
+
+    def _pause_until(self, epoch_seconds: float) -> None:
+        """Every process waits for this credential until then (a pause only lengthens)."""
+        left = self.bucket.pause_until(epoch_seconds)
+        metrics.GITHUB_PAUSED_UNTIL.labels(credential=self.identity).set(time.time() + left)
 
 
 class Limits:
@@ -161,8 +171,13 @@ class Limits:
         if self.unlimited:
             yield
             return
+        in_flight = metrics.CREDENTIAL_CREATIONS.labels(credential=credential.identity)
         with _timed(credential.budget.slot(timeout), "credential_slot"):
-            yield
+            in_flight.inc()
+            try:
+                yield
+            finally:
+                in_flight.dec()
 
     @contextlib.contextmanager
     def global_slot(self, timeout: float) -> Iterator[None]:

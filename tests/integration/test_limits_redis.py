@@ -11,17 +11,19 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import redis
 
+from provisioner.config import Settings
+from provisioner.github import RateLimitInfo
 from provisioner.limits import (
-    GitHubRateLimitPauser,
     RateLimitExceeded,
     RedisConcurrencyBudget,
     RedisTokenBucket,
 )
+from provisioner.runtime.credentials import CredentialRecords
+from provisioner.runtime.limits import CredentialLimits
 
 pytestmark = pytest.mark.integration
 
@@ -139,20 +141,25 @@ def test_a_pause_is_never_shortened(client):
     assert bucket.pause_until(time.time() + 1) > 25
 
 
-def test_a_spent_github_quota_pauses_the_bucket_until_its_reset(client):
-    bucket = RedisTokenBucket(client, "bucket:github", 100.0, 10)
-    pauser = GitHubRateLimitPauser(bucket)
+def test_a_spent_github_quota_pauses_that_credential_until_its_reset(client):
+    records = CredentialRecords(client)
+    spent = CredentialLimits(Settings(), client, "token-spent", records)
+    other = CredentialLimits(Settings(), client, "token-other", records)
     reset = int(time.time()) + 20
 
-    def info(remaining: int) -> SimpleNamespace:
-        return SimpleNamespace(
+    def info(remaining: int) -> RateLimitInfo:
+        return RateLimitInfo(
             limit=5000, remaining=remaining, used=5000 - remaining, reset=reset, resource="core"
         )
 
-    pauser(info(remaining=3))
-    assert bucket.try_acquire() == 0.0
-    pauser(info(remaining=0))
-    assert 15 < bucket.try_acquire() <= 20
+    spent.on_rate_limit(info(remaining=3))
+    assert spent.paused_for() == 0.0
+    spent.on_rate_limit(info(remaining=0))
+    assert 15 < spent.paused_for() <= 20
+    assert 15 < spent.bucket.try_acquire() <= 20
+    # Another credential's budget is its own.
+    assert other.paused_for() == 0.0
+    assert records.view("token-spent").remaining == 0
 
 
 def test_a_budget_of_three_never_has_more_than_three_holders(redis_url):
