@@ -70,8 +70,10 @@ def create_runner(
         result = _create(entry, generation)
     except CredentialPaused as paused:
         later = _postponed(entry, paused.seconds)
-        if later is None:
-            return _result_of(entry, SKIPPED, outcome.REASON_CANCELLED).to_dict()
+        if later is None:  # cancelled while it waited: the batch counts it done
+            result = _result_of(entry, SKIPPED, outcome.REASON_CANCELLED)
+            _log_progress(process_creator(), result)
+            return result.to_dict()
         log.info("runner %s: %s; back in the queue", later.name, paused)
         raise self.retry(
             args=(later.to_dict(), generation), countdown=min(paused.seconds, MAX_COUNTDOWN)

@@ -13,6 +13,8 @@ import pytest
 from kubernetes import client as k8s
 
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.scaleset import ScaleSet, owner_reference
+from provisioner.naming import owner_label
 from tests.fixtures.pipeline import wait_until
 
 pytestmark = pytest.mark.integration
@@ -101,9 +103,15 @@ def test_deleting_the_scale_set_removes_its_registrations_pods_and_secrets(pipel
 
 
 def test_gc_removes_leaked_registrations_and_secrets(pipeline):
-    pipeline.apply_scale_set(replicas=0)
-    # A crash after registering and writing the Secret, before the Pod: both are leaks.
-    jit_body = {"name": "runners-leak1", "runner_group_id": 1, "labels": ["self-hosted"]}
+    created = pipeline.apply_scale_set(replicas=0)
+    scale_set = ScaleSet.from_object(created)
+    # A crash after registering and writing the Secret, before the Pod: both are leaks, marked
+    # as the scale set's own (owner label, controller reference) as a creation marks them.
+    jit_body = {
+        "name": "runners-leak1",
+        "runner_group_id": 1,
+        "labels": ["self-hosted", owner_label(scale_set.uid)],
+    }
     response = httpx.post(
         f"{pipeline.ghsim.url}/repos/octo-org/octo-repo/actions/runners/generate-jitconfig",
         json=jit_body,
@@ -116,6 +124,7 @@ def test_gc_removes_leaked_registrations_and_secrets(pipeline):
             metadata={
                 "name": "runners-leak1",
                 "labels": {"provisioner.dev/scale-set": "runners"},
+                "ownerReferences": [owner_reference(scale_set)],
             },
             data={"jitconfig": base64.b64encode(b"x").decode()},
         ),

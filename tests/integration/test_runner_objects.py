@@ -7,11 +7,11 @@ import base64
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from provisioner.devenv.pipeline import scale_set_manifest
 from provisioner.github.auth import PatCredentials
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.errors import KubeInvalid
 from provisioner.kube.runner_objects import RunnerObjects, runner_pod_state
 from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetStore, with_condition
 from tests.fixtures.pipeline import wait_until
@@ -85,9 +85,10 @@ def test_an_invalid_template_is_refused_by_the_api_server(kube_api, namespace):
     obj = k8s.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, manifest
     )
-    with pytest.raises(ApiException) as raised:
+    with pytest.raises(KubeInvalid) as raised:
         RunnerObjects(kube_api, namespace).create_pod(ScaleSet.from_object(obj), "bad-aaaaa")
     assert raised.value.status == 422
+    assert "spec.containers[0].resources.requests" in str(raised.value)
 
 
 def test_the_kubelet_stand_in_moves_pods_through_their_states(kube_api, namespace, kubelet):
