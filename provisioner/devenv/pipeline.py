@@ -45,6 +45,21 @@ class FleetCount:
         return min(self.pods, self.secrets, self.registrations)
 
 
+# What the provisioner may send when the simulator sets no per-minute limit.
+UNLIMITED_REGISTRATIONS_PER_MINUTE = 100_000
+
+
+def simulated_registrations_per_minute(ghsim_url: str) -> int:
+    """generate-jitconfig calls a minute the simulator at ``ghsim_url`` allows a credential:
+    its own jitconfig limit, or its points a minute at 5 a POST; unlimited when neither."""
+    config = httpx.get(f"{ghsim_url}/_sim/config", timeout=10).json()
+    limits = [
+        int(config.get("secondary_jitconfig_per_minute") or 0),
+        int(config.get("secondary_points_per_minute") or 0) // 5,
+    ]
+    return min([n for n in limits if n > 0], default=UNLIMITED_REGISTRATIONS_PER_MINUTE)
+
+
 def scale_set_manifest(
     name: str, replicas: int, max_runners: int | None, labels: list[str] | None = None
 ) -> dict:
@@ -159,6 +174,12 @@ class LocalPipeline:
             PROVISIONER_GITHUB_API_URL=self.ghsim_url,
             PROVISIONER_METRICS_PORT=str(free_port()),
         )
+        if "github_registrations_per_minute" not in self.settings.model_fields_set:
+            # The provisioner paces generate-jitconfig as GitHub.com limits it (180 a minute);
+            # against the simulator it paces as the simulator limits it.
+            env["PROVISIONER_GITHUB_REGISTRATIONS_PER_MINUTE"] = str(
+                simulated_registrations_per_minute(self.ghsim_url)
+            )
         return env
 
     def start_ghsim(self) -> None:

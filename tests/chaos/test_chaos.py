@@ -10,6 +10,7 @@ import time
 import pytest
 from kubernetes import client as k8s
 
+from provisioner.cli.worker import THREADS_PER_SLOT
 from tests.fixtures.pipeline import wait_until
 
 pytestmark = pytest.mark.chaos
@@ -117,16 +118,16 @@ def test_quota_admits_part_of_the_batch_then_is_raised(pipeline):
     core.patch_namespaced_resource_quota_status(
         "pods", pipeline.namespace, {"status": {"hard": {"pods": "10"}, "used": {"pods": "0"}}}
     )
-    pipeline.settings_env.update(
-        {"PROVISIONER_RUNNER_CREATION_TIMEOUT": "5", "PROVISIONER_CREATE_MAX_ATTEMPTS": "2"}
-    )
+    pipeline.settings_env.update({"PROVISIONER_RUNNER_CREATION_TIMEOUT": "5"})
     pipeline.start_workers(1)
     pipeline.start_reconciler()
     pipeline.apply_scale_set(replicas=25)
 
     wait_until(lambda: pipeline.count().pods == 10, 60, "the quota to fill")
     time.sleep(3)
-    assert pipeline.count().registrations <= 10 + 10  # at most the in-flight attempts
+    # At most the creations in flight: one per worker thread (two per slot of the budget).
+    in_flight = THREADS_PER_SLOT * 10
+    assert pipeline.count().registrations <= 10 + in_flight
     core.patch_namespaced_resource_quota(
         "pods", pipeline.namespace, {"spec": {"hard": {"pods": "100"}}}
     )
