@@ -27,9 +27,16 @@ LEASE_SECONDS = 15.0
 RENEW_EVERY_SECONDS = LEASE_SECONDS / 3
 _POLL_SECONDS = 0.2
 
+# A lock that is gone (Redis restarted without its data) is taken again by its holder; one
+# another holder took is lost.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
