@@ -9,7 +9,10 @@ import threading
 import time
 from typing import Any
 
+import redis
 from celery import Task, shared_task
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 from provisioner.config import load_settings
 from provisioner.creation import outcome
@@ -38,6 +41,9 @@ REPORT_BACKOFF_MAX_SECONDS = 60
 # task in the worker's memory, and one held past the broker's visibility timeout (twice the
 # creation timeout and more) would be delivered a second time.
 MAX_COUNTDOWN = 30.0
+# What Redis being away looks like, to redis-py and to kombu (the broker connection).
+REDIS_AWAY = (redis.RedisError, OperationalError)
+REQUEUE_RETRY_SECONDS = 1.0
 
 _creator_lock = threading.Lock()
 _creator: RunnerCreator | None = None
@@ -69,18 +75,40 @@ def create_runner(
     try:
         result = _create(entry, generation)
     except CredentialPaused as paused:
-        later = _postponed(entry, paused.seconds)
-        if later is None:  # cancelled while it waited: the batch counts it done
-            result = _result_of(entry, SKIPPED, outcome.REASON_CANCELLED)
-            _log_progress(process_creator(), result)
-            return result.to_dict()
-        log.info("runner %s: %s; back in the queue", later.name, paused)
-        raise self.retry(
-            args=(later.to_dict(), generation), countdown=min(paused.seconds, MAX_COUNTDOWN)
-        ) from None
+        return _back_in_the_queue(self, entry, generation, paused)
     finally:
         liveness.task_finished()
     return result.to_dict()
+
+
+def _back_in_the_queue(
+    task: Task, entry: dict[str, Any], generation: int | None, paused: CredentialPaused
+) -> dict[str, Any]:
+    """Requeues a paused creation (Celery's Retry), or its result when it was cancelled
+    meanwhile. Redis being away (the ledger, or the broker the retry is sent to) is waited
+    out for up to the creation timeout: a retry that cannot be sent would drop the task, and
+    the runner would wait for its ledger deadline to be planned again."""
+    patience = time.monotonic() + process_creator().settings.runner_creation_timeout
+    while True:
+        try:
+            later = _postponed(entry, paused.seconds)
+            if later is None:  # cancelled while it waited: the batch counts it done
+                result = _result_of(entry, SKIPPED, outcome.REASON_CANCELLED)
+                _log_progress(process_creator(), result)
+                return result.to_dict()
+            log.info("runner %s: %s; back in the queue", later.name, paused)
+            raise task.retry(
+                args=(later.to_dict(), generation), countdown=min(paused.seconds, MAX_COUNTDOWN)
+            ) from None
+        except (redis.RedisError, Reject) as exc:
+            # Reject: Celery's answer when the retry's message could not be sent.
+            cause = exc.reason if isinstance(exc, Reject) else exc
+            if not isinstance(cause, REDIS_AWAY) or time.monotonic() > patience:
+                raise
+            log.warning(
+                "runner %s: Redis unavailable (%s); requeueing again", entry.get("name"), cause
+            )
+            time.sleep(REQUEUE_RETRY_SECONDS)
 
 
 def _postponed(entry: dict[str, Any], seconds: float) -> LedgerEntry | None:

@@ -28,6 +28,7 @@ LIMIT_OVERRIDE_SECONDS = 600
 # and the shortest: Redis reads a BLPOP timeout under a millisecond as 0, "block forever".
 _WAIT_STEP = 0.25
 _WAIT_MIN = 0.01
+_RELEASE_RETRY = 0.5
 
 _NOW = """
 local t = redis.call('TIME')
@@ -115,9 +116,11 @@ class RedisConcurrencyBudget:
         self._in_use = redis_client.register_script(_IN_USE)
         self.renew = renew
         self._held: set[str] = set()
+        self._unreleased: set[str] = set()
         self._held_lock = threading.Lock()
         self._renewer: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._wake = threading.Event()
 
     @contextlib.contextmanager
     def slot(self, timeout: float) -> Iterator[str]:
@@ -129,7 +132,16 @@ class RedisConcurrencyBudget:
         finally:
             with self._held_lock:
                 self._held.discard(holder)
-            self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+            try:
+                self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+            except redis.RedisError:
+                # Redis is away: the slot is given back once it is here again, rather than
+                # staying taken (by no one) for the rest of its lease.
+                with self._held_lock:
+                    self._unreleased.add(holder)
+                    self._ensure_renewer()
+                self._wake.set()
+                raise
 
     def in_use(self) -> int:
         """Slots held now (leases not run out), by every process."""
@@ -158,6 +170,7 @@ class RedisConcurrencyBudget:
     def close(self) -> None:
         """Stop renewing leases (the process is done with the budget)."""
         self._stopped.set()
+        self._wake.set()
 
     def _acquire(self, timeout: float) -> str:
         holder = uuid.uuid4().hex
@@ -196,7 +209,17 @@ class RedisConcurrencyBudget:
 
     def _renew_leases(self) -> None:
         interval = self.lease / 3
-        while not self._stopped.wait(interval):
+        renewed_at = time.monotonic()
+        # Slots whose release failed are retried often: until then they keep others waiting.
+        while not self._stopped.is_set():
+            self._wake.wait(_RELEASE_RETRY if self._unreleased else interval)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            self._release_unreleased()
+            if time.monotonic() - renewed_at < interval:
+                continue
+            renewed_at = time.monotonic()
             with self._held_lock:
                 held = list(self._held)
             if not held:
@@ -206,3 +229,14 @@ class RedisConcurrencyBudget:
             except redis.RedisError as exc:
                 # The next round tries again; a lease lasts three rounds.
                 log.warning("budget %s: lease renewal failed: %s", self.key, exc)
+
+    def _release_unreleased(self) -> None:
+        with self._held_lock:
+            unreleased = list(self._unreleased)
+        for holder in unreleased:
+            try:
+                self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+            except redis.RedisError:
+                return
+            with self._held_lock:
+                self._unreleased.discard(holder)

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from provisioner.config import Settings
+from provisioner.devenv.redis_server import LocalRedis
 from provisioner.github import RateLimitInfo
 from provisioner.limits import (
     RateLimitExceeded,
@@ -266,3 +267,22 @@ def test_a_killed_holders_slot_comes_back_after_its_lease(redis_url, client):
         if holder.poll() is None:
             holder.kill()
             holder.wait(timeout=10)
+
+
+def test_a_slot_released_while_redis_is_away_is_given_back_when_it_returns(tmp_path):
+    # A Redis of its own, with persistence, stopped while a slot is held and started again.
+    server = LocalRedis(tmp_path)
+    server.start()
+    try:
+        budget = RedisConcurrencyBudget(redis.Redis.from_url(server.url), "budget:outage", 1)
+        with pytest.raises(redis.RedisError), budget.slot(timeout=1):
+            server.stop()
+        server.start()
+        # The lease has a minute left; the slot must come back long before.
+        other = RedisConcurrencyBudget(redis.Redis.from_url(server.url), "budget:outage", 1)
+        with other.slot(timeout=5):
+            assert other.in_use() == 1
+        budget.close()
+        other.close()
+    finally:
+        server.stop()
