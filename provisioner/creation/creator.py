@@ -291,7 +291,7 @@ class RunnerCreator:
         # The calls to GitHub in flight are bounded (it is the slow, rate-limited dependency):
         # the credential's share first, then the global ceiling around the call itself. A
         # creation holds no slot for its Kubernetes writes, which have their own bucket.
-        with self._share_slot(credential, deadline):
+        with self._share_slot(credential, scale_set, deadline):
             while (wait := runtime.limits.try_registration(credential, scope)) > 0:
                 self._wait_for_credential(wait, "registrations per minute or per scope", deadline)
             runtime.limits.github_token(credential, timeout=self._left(deadline))
@@ -311,14 +311,16 @@ class RunnerCreator:
                     ) from None
 
     @contextlib.contextmanager
-    def _share_slot(self, credential: CredentialLimits, deadline: float) -> Iterator[None]:
+    def _share_slot(
+        self, credential: CredentialLimits, scale_set: ScaleSet, deadline: float
+    ) -> Iterator[None]:
         """The credential's share slot. A task waits for one only briefly: a credential whose
         calls GitHub answers slowly may hold its slots long, and the thread serves other
         tenants meanwhile; the task comes back a moment later."""
         wait = SHARE_WAIT_SECONDS if self.requeue_when_paused else self._left(deadline)
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(self.runtime.limits.share_slot(credential, timeout=wait))
+                held.enter_context(self.runtime.limits.share_slot(credential, wait, scale_set.key))
             except RateLimitExceeded:
                 if not self.requeue_when_paused:
                     raise

@@ -29,6 +29,9 @@ LIMIT_OVERRIDE_SECONDS = 600
 _WAIT_STEP = 0.25
 _WAIT_MIN = 0.01
 _RELEASE_RETRY = 0.5
+# How long a group refused a slot counts as waiting for one: longer than a waiter's pause
+# between two tries (a creation that found no slot comes back about a second later).
+GROUP_MEMORY_SECONDS = 3.0
 
 _NOW = """
 local t = redis.call('TIME')
@@ -44,8 +47,37 @@ local override = tonumber(redis.call('GET', KEYS[2]))
 if override and override < limit then
   limit = override
 end
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  return 0
+local full = redis.call('ZCARD', KEYS[1]) >= limit
+local group = ARGV[4]
+if group == '' then
+  if full then
+    return 0
+  end
+else
+  -- Groups refused a slot lately are waiting for one. While others wait, a group at its
+  -- equal part yields the next free slot to them; unchallenged, it may take them all.
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  local others = redis.call('ZCARD', KEYS[3])
+  if redis.call('ZSCORE', KEYS[3], group) then
+    others = others - 1
+  end
+  local refused = full
+  if not refused and others > 0 then
+    local prefix = group .. '|'
+    local mine = 0
+    for _, holder in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+      if string.sub(holder, 1, #prefix) == prefix then
+        mine = mine + 1
+      end
+    end
+    refused = mine >= math.ceil(limit / (others + 1))
+  end
+  if refused then
+    local remember = tonumber(ARGV[5])
+    redis.call('ZADD', KEYS[3], now + remember, group)
+    redis.call('PEXPIRE', KEYS[3], math.ceil(remember * 2000))
+    return 0
+  end
 end
 local lease = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
@@ -110,6 +142,7 @@ class RedisConcurrencyBudget:
         self.lease = lease
         self._limit_key = f"{key}:limit"
         self._wake_key = f"{key}:released"
+        self._groups_key = f"{key}:groups"
         self._take = redis_client.register_script(_TAKE)
         self._renew = redis_client.register_script(_RENEW)
         self._release = redis_client.register_script(_RELEASE)
@@ -123,10 +156,11 @@ class RedisConcurrencyBudget:
         self._wake = threading.Event()
 
     @contextlib.contextmanager
-    def slot(self, timeout: float) -> Iterator[str]:
+    def slot(self, timeout: float, group: str = "") -> Iterator[str]:
         """Hold a slot for the block; RateLimitExceeded when none is free within ``timeout``.
-        Yields the holder id."""
-        holder = self._acquire(timeout)
+        Yields the holder id. Holders naming a ``group`` share the limit fairly: while other
+        groups wait for a slot, a group at its equal part leaves the next free one to them."""
+        holder = self._acquire(timeout, group)
         try:
             yield holder
         finally:
@@ -172,8 +206,10 @@ class RedisConcurrencyBudget:
         self._stopped.set()
         self._wake.set()
 
-    def _acquire(self, timeout: float) -> str:
-        holder = uuid.uuid4().hex
+    def _acquire(self, timeout: float, group: str) -> str:
+        if "|" in group:
+            raise ValueError(f"group of budget {self.key} must not contain '|': {group!r}")
+        holder = f"{group}|{uuid.uuid4().hex}" if group else uuid.uuid4().hex
         deadline = time.monotonic() + timeout
         # Registered before taking, so a lease taken just before a renewal round is renewed.
         if self.renew:
@@ -183,8 +219,8 @@ class RedisConcurrencyBudget:
         try:
             while True:
                 if self._take(
-                    keys=[self.key, self._limit_key],
-                    args=[holder, self.lease, self.configured_limit],
+                    keys=[self.key, self._limit_key, self._groups_key],
+                    args=[holder, self.lease, self.configured_limit, group, GROUP_MEMORY_SECONDS],
                 ):
                     return holder
                 left = deadline - time.monotonic()

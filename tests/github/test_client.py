@@ -387,8 +387,9 @@ def test_a_rejected_credential_reports_no_quota(ghsim: Ghsim) -> None:
     # A 401 carries the anonymous caller's quota: reporting it as the credential's would
     # pause a budget that GitHub never counted against.
     seen: list[RateLimitInfo] = []
-    with GitHubClient(
-        ghsim.url, PatCredentials("not-a-token"), on_rate_limit=seen.append
-    ) as github, pytest.raises(Unauthorized):
+    with (
+        GitHubClient(ghsim.url, PatCredentials("not-a-token"), on_rate_limit=seen.append) as github,
+        pytest.raises(Unauthorized),
+    ):
         register(github, "r")
     assert seen == []

@@ -65,8 +65,10 @@ def test_a_host_not_allowed_gets_no_token_and_says_why(pipeline):
     _apply(pipeline, "elsewhere", 3, githubConfigUrl="https://github.example.net/octo-org")
 
     degraded = wait_until(
-        lambda: _condition(pipeline, "elsewhere", "Degraded").get("status") == "True"
-        and _condition(pipeline, "elsewhere", "Degraded"),
+        lambda: (
+            _condition(pipeline, "elsewhere", "Degraded").get("status") == "True"
+            and _condition(pipeline, "elsewhere", "Degraded")
+        ),
         30,
         "Degraded on a host not allowed",
     )
@@ -88,8 +90,10 @@ def test_replicas_above_max_runners_are_clamped_and_the_status_says_so(pipeline)
 
     pipeline.wait_for_runners(2, timeout=60)
     clamped = wait_until(
-        lambda: _condition(pipeline, "runners", "ReplicasClamped").get("status") == "True"
-        and _condition(pipeline, "runners", "ReplicasClamped"),
+        lambda: (
+            _condition(pipeline, "runners", "ReplicasClamped").get("status") == "True"
+            and _condition(pipeline, "runners", "ReplicasClamped")
+        ),
         20,
         "ReplicasClamped",
     )

@@ -3,6 +3,7 @@ one rate, one pause and one concurrency budget."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -286,3 +287,23 @@ def test_a_slot_released_while_redis_is_away_is_given_back_when_it_returns(tmp_p
         other.close()
     finally:
         server.stop()
+
+
+def test_a_group_waiting_for_a_slot_gets_the_next_free_one_before_a_greedy_group(client):
+    budget = RedisConcurrencyBudget(client, "budget:groups", 4)
+    with contextlib.ExitStack() as big:
+        # Unchallenged, one group may take every slot.
+        for _ in range(4):
+            big.enter_context(budget.slot(timeout=1, group="ns/big"))
+        with pytest.raises(RateLimitExceeded), budget.slot(timeout=0.2, group="ns/small"):
+            pass
+        big.close()  # its four slots free at once; "small" has been waiting
+        for _ in range(2):
+            big.enter_context(budget.slot(timeout=1, group="ns/big"))
+        # At its equal part (two of four) while another group waits: the free slots are not
+        # its to take.
+        with pytest.raises(RateLimitExceeded), budget.slot(timeout=0.3, group="ns/big"):
+            pass
+        with budget.slot(timeout=1, group="ns/small"), budget.slot(timeout=1, group="ns/small"):
+            assert budget.in_use() == 4
+    budget.close()
