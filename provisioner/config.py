@@ -82,11 +82,13 @@ class Settings(BaseSettings):
         description="Calls of each credential's primary rate limit kept for removing runners: "
         "no creation spends them (a runner it could not remove would stay registered).",
     )
+    # Two writes a runner: 100 runners a second, about what a scheduler places; the API
+    # server's own priority and fairness queues anything above what it can take.
     kube_requests_per_second: float = Field(
-        100.0, gt=0, le=100_000, description="Sustained Kubernetes write rate across all workers."
+        200.0, gt=0, le=100_000, description="Sustained Kubernetes write rate across all workers."
     )
     kube_burst: int = Field(
-        200, ge=1, le=100_000, description="Kubernetes writes allowed at once above the rate."
+        400, ge=1, le=100_000, description="Kubernetes writes allowed at once above the rate."
     )
 
     # Retries: a creation is retried until its --runner-creation-timeout, not a number of

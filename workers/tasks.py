@@ -4,13 +4,14 @@ builds (workers.app.worker_app)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from typing import Any
 
 import redis
-from celery import Task, shared_task
+from celery import Task, shared_task, signals
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
@@ -61,6 +62,18 @@ def process_creator() -> RunnerCreator:
                 runtime.scale_sets.forget_deleted_in_background(runtime.settings.namespace)
                 _creator = RunnerCreator(runtime, requeue_when_paused=True)
     return _creator
+
+
+@signals.worker_init.connect
+def _prepare(**_: Any) -> None:
+    """Build the creator before the first task (its clients import a great deal of code), and
+    move what exists then out of the collector's way: a full collection would otherwise walk
+    every module and client model again and again while runners are created."""
+    try:
+        process_creator()
+    except Exception as exc:  # built at first use instead, where its error reaches a task
+        log.warning("could not set up the runner creator at start (%s); will retry", exc)
+    gc.freeze()
 
 
 @shared_task(name=CREATE_RUNNER, bind=True, max_retries=None)

@@ -177,7 +177,9 @@ class BenchSession:
     def settings_for(self, mode: str, concurrency: int) -> Settings:
         return Settings(
             **{
-                **self.base_settings.model_dump(),
+                # Only what the user set: the pipeline paces GitHub as the simulator limits it
+                # where the user did not say otherwise.
+                **self.base_settings.model_dump(exclude_unset=True),
                 "parallel_creation": mode != "sequential",
                 "adaptive_concurrency": mode != "fixed" and self.base_settings.adaptive_concurrency,
                 "runner_creation_concurrency": concurrency,
@@ -189,7 +191,7 @@ class BenchSession:
         assert self.pipeline.control_plane is not None and self.pipeline.redis is not None
         return Settings(
             **{
-                **settings.model_dump(),
+                **settings.model_dump(exclude_unset=True),
                 "kubeconfig": str(self.pipeline.control_plane.kubeconfig),
                 "redis_url": self.pipeline.redis.url,
                 "github_api_url": self.pipeline.ghsim_url,

@@ -4,8 +4,10 @@ both labelled with the scale set and owned by the RunnerScaleSet."""
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubernetes import client as k8s
@@ -206,6 +208,17 @@ class RunnerObjects:
             ).items
             return pods
 
+    def observe_runner_pods(self, scale_set_name: str) -> list[RunnerPod]:
+        """The scale set's runner pods as the reconciler sees them, parsed from the listing's
+        JSON without client models."""
+        selector = f"{SCALE_SET_LABEL}={scale_set_name}"
+        with kube_errors(f"list runner Pods of {self.namespace}/{scale_set_name}"):
+            response = self.core.list_namespaced_pod(
+                self.namespace, label_selector=selector, _preload_content=False
+            )
+            listing = json.loads(response.data)
+        return [RunnerPod.from_dict(pod) for pod in listing.get("items") or []]
+
     def list_runner_secrets(self, scale_set_name: str) -> list[k8s.V1Secret]:
         selector = f"{SCALE_SET_LABEL}={scale_set_name}"
         with kube_errors(f"list runner Secrets of {self.namespace}/{scale_set_name}"):
@@ -265,42 +278,82 @@ def _created(create: Callable[[], Any]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RunnerPod:
+    """What the reconciler needs of a runner pod, read from the pod's JSON: a listing of
+    thousands of pods is not turned into client models (that cost more CPU than the rest of
+    a reconcile pass)."""
+
+    name: str
+    created: str
+    deleting: bool
+    state: PodState
+    # Why it did not start, for the failure budget; "" unless ``state`` is failed_to_start.
+    start_failure: str
+
+    @classmethod
+    def from_dict(cls, pod: dict[str, Any]) -> RunnerPod:
+        meta = pod.get("metadata") or {}
+        state = _state(pod)
+        return cls(
+            name=str(meta.get("name") or ""),
+            created=str(meta.get("creationTimestamp") or ""),
+            deleting=bool(meta.get("deletionTimestamp")),
+            state=state,
+            start_failure=_start_failure(pod) if state == "failed_to_start" else "",
+        )
+
+
 def runner_pod_state(pod: k8s.V1Pod) -> PodState:
-    status = pod.status
-    phase = status.phase if status else None
+    return _state(pod.to_dict(serialize=True))
+
+
+def _state(pod: dict[str, Any]) -> PodState:
+    status = pod.get("status") or {}
+    phase = status.get("phase")
     if phase in ("Succeeded", "Failed"):
         return "finished"
-    statuses = (status.container_statuses or []) if status else []
-    for container in [*((status.init_container_statuses or []) if status else []), *statuses]:
-        waiting = container.state.waiting if container.state else None
-        if waiting is not None and waiting.reason in START_FAILURE_REASONS:
+    statuses = status.get("containerStatuses") or []
+    for container in [*(status.get("initContainerStatuses") or []), *statuses]:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") in START_FAILURE_REASONS:
             return "failed_to_start"
     runner = _runner_status(pod, statuses)
-    terminated = runner.state.terminated if runner is not None and runner.state else None
-    if terminated is not None:
+    terminated = (runner.get("state") or {}).get("terminated") if runner else None
+    if terminated:
         # With sidecars the pod keeps running after the runner exits. A runner that exits
         # before the pod was ever ready never took a job.
-        return "finished" if _was_ready_before(pod, terminated) else "failed_to_start"
+        return "finished" if _was_ready_before(status, terminated) else "failed_to_start"
     return "running" if phase == "Running" else "pending"
 
 
-def _runner_status(pod: k8s.V1Pod, statuses: list) -> Any:
-    names = [c.name for c in (pod.spec.containers if pod.spec else [])]
+def _runner_status(pod: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any] | None:
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
     runner_name = RUNNER_CONTAINER if RUNNER_CONTAINER in names else (names or [None])[0]
     for container in statuses:
-        if container.name == runner_name:
+        if container.get("name") == runner_name:
             return container
     return None
 
 
-def _was_ready_before(pod: k8s.V1Pod, terminated: Any) -> bool:
+def _was_ready_before(status: dict[str, Any], terminated: dict[str, Any]) -> bool:
     """Whether the pod's Ready condition last changed after the runner container started:
     that change is the runner's own exit taking readiness away, so it had been ready."""
-    for condition in pod.status.conditions or []:
-        if condition.type != "Ready":
+    for condition in status.get("conditions") or []:
+        if condition.get("type") != "Ready":
             continue
-        if condition.status == "True":
+        if condition.get("status") == "True":
             return True
-        changed, started = condition.last_transition_time, terminated.started_at
+        changed, started = condition.get("lastTransitionTime"), terminated.get("startedAt")
         return changed is not None and started is not None and changed > started
     return False
+
+
+def _start_failure(pod: dict[str, Any]) -> str:
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        name, state = container.get("name"), container.get("state") or {}
+        if (state.get("waiting") or {}).get("reason"):
+            return f"container {name}: {state['waiting']['reason']}"
+        if state.get("terminated"):
+            return f"container {name} exited with {state['terminated'].get('exitCode')}"
+    return f"pod {(pod.get('metadata') or {}).get('name')} failed to start"

@@ -38,6 +38,40 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + 60) * 1000))
 return string.format('%.6f', wait)
 """
 
+# Reserves the caller's token: the bucket may go below zero, by at most ARGV[3] seconds of
+# tokens, and the caller sleeps until its own token is due instead of asking again. Waiters
+# that asked again all woke for the same next token, and all but one asked once more: under a
+# backlog that was most of a worker's CPU. Returns {status, seconds}: 'taken' (sleep that
+# long, possibly 0), 'paused' (nothing reserved; ask again after it) or 'refused' (the wait
+# would pass ARGV[3]; nothing reserved).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'paused_until')
+local paused_until = tonumber(state[3]) or 0
+if now < paused_until then
+  return {'paused', string.format('%.6f', paused_until - now)}
+end
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens < 1 then
+  wait = (1 - tokens) / rate
+  if wait > max_wait then
+    return {'refused', string.format('%.6f', wait)}
+  end
+end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+  'ts', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + max_wait + 60) * 1000))
+return {'taken', string.format('%.6f', wait)}
+"""
+
 # A pause is only ever lengthened: two answers with different resets keep the later one.
 _PAUSE = """
 local t = redis.call('TIME')
@@ -61,7 +95,8 @@ local paused_until = tonumber(redis.call('HGET', KEYS[1], 'paused_until')) or 0
 return string.format('%.6f', math.max(0, paused_until - now))
 """
 
-# Waiters sleep a little longer than told, at random, so they do not all ask at once.
+# Waiters for a pause to end sleep a little longer than told, at random, so they do not all
+# ask at once.
 _WAKE_SPREAD = 0.1
 
 
@@ -78,6 +113,7 @@ class RedisTokenBucket:
         self.rate = rate
         self.burst = burst
         self._take = redis_client.register_script(_TAKE)
+        self._reserve = redis_client.register_script(_RESERVE)
         self._pause = redis_client.register_script(_PAUSE)
         self._paused_for = redis_client.register_script(_PAUSED_FOR)
 
@@ -87,14 +123,20 @@ class RedisTokenBucket:
 
     def acquire(self, timeout: float) -> None:
         """Take a token, waiting up to ``timeout`` seconds; RateLimitExceeded when the wait
-        would be longer (raised at once, not after sleeping in vain)."""
+        would be longer (raised at once, not after sleeping in vain). The token is reserved
+        at the first ask, so a waiter sleeps once, however many wait with it."""
         deadline = time.monotonic() + timeout
         while True:
-            wait = self.try_acquire()
-            if wait <= 0:
-                return
             left = deadline - time.monotonic()
-            if wait > left:
+            status, seconds = self._reserve(
+                keys=[self.key], args=[self.rate, self.burst, max(0.0, left)]
+            )
+            wait = float(seconds)
+            if status == b"taken":
+                if wait > 0:
+                    time.sleep(wait)
+                return
+            if status == b"refused" or wait > left:
                 raise RateLimitExceeded(
                     f"rate limit {self.key}: no token within {timeout:.1f}s (next in {wait:.1f}s)",
                     retry_after=wait,

@@ -2,8 +2,10 @@
 set that changed, one at a time, while it holds the leader Lease.
 
 Watches feed a queue of scale-set keys; a key queued many times is reconciled once. Pod events
-are debounced (a batch of 100 pods is a burst of events), scale-set events are not. A periodic
-resync re-queues every scale set, so a lost event only delays convergence."""
+are debounced (a batch of 100 pods is a burst of events), and so are scale-set events that
+change only the status (the reconciler's own writes during a scale-up); any other change to a
+scale set is reconciled at once. A periodic resync re-queues every scale set, so a lost event
+only delays convergence."""
 
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class Reconciler:
             on_started_leading=self._resync,
         )
         self.scale_sets = ScaleSetReconciler(self.runtime, dispatcher, fence=self.elector.check)
+        self._seen_specs: dict[str, tuple[object, ...]] = {}
         self.gc = GarbageCollector(self.runtime, fence=self.elector.check)
 
     def run(self) -> None:
@@ -153,8 +156,18 @@ class Reconciler:
         self._watch_forever(
             self._list_scale_sets,
             lambda obj: (obj["metadata"]["namespace"], obj["metadata"]["name"]),
-            delay=0.0,
+            delay_of=self._scale_set_delay,
         )
+
+    def _scale_set_delay(self, obj: dict[str, Any], event_type: str) -> float:
+        meta = obj["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        if event_type == "DELETED":
+            self._seen_specs.pop(key, None)
+            return 0.0
+        spec = spec_fingerprint(obj)
+        seen, self._seen_specs[key] = self._seen_specs.get(key), spec
+        return POD_DEBOUNCE_SECONDS if seen == spec else 0.0
 
     def _watch_pods(self) -> None:
         def list_pods(**kwargs: Any) -> Any:
@@ -172,13 +185,15 @@ class Reconciler:
                 return meta.get("namespace"), (meta.get("labels") or {}).get(SCALE_SET_LABEL)
             return pod.metadata.namespace, (pod.metadata.labels or {}).get(SCALE_SET_LABEL)
 
-        self._watch_forever(list_pods, key_of, delay=POD_DEBOUNCE_SECONDS)
+        self._watch_forever(
+            list_pods, key_of, delay_of=lambda obj, event_type: POD_DEBOUNCE_SECONDS
+        )
 
     def _watch_forever(
         self,
         list_func: Callable[..., Any],
         key_of: Callable[[Any], tuple[str, str | None]],
-        delay: float,
+        delay_of: Callable[[Any, str], float],
     ) -> None:
         resource_version = None
         while not self.stopping.is_set():
@@ -188,7 +203,7 @@ class Reconciler:
                     listing = list_func()
                     items = listing["items"] if isinstance(listing, dict) else listing.items
                     for item in items:
-                        self._enqueue(key_of(item), delay)
+                        self._enqueue(key_of(item), delay_of(item, "ADDED"))
                     resource_version = (
                         listing["metadata"]["resourceVersion"]
                         if isinstance(listing, dict)
@@ -209,7 +224,7 @@ class Reconciler:
                         meta["resourceVersion"] if isinstance(meta, dict) else meta.resource_version
                     )
                     if event["type"] != "BOOKMARK":
-                        self._enqueue(key_of(obj), delay)
+                        self._enqueue(key_of(obj), delay_of(obj, event["type"]))
                     if self.stopping.is_set():
                         break
             except ApiException as exc:
@@ -230,3 +245,17 @@ class Reconciler:
         namespace, name = key
         if name:
             self.queue.add(f"{namespace}/{name}", delay)
+
+
+def spec_fingerprint(scale_set: dict[str, Any]) -> tuple[object, ...]:
+    """All of a RunnerScaleSet that asks for a reconciliation: everything but its status and
+    its resourceVersion, which change with every status write."""
+    meta = scale_set.get("metadata") or {}
+    return (
+        meta.get("uid"),
+        meta.get("generation"),
+        meta.get("deletionTimestamp"),
+        tuple(meta.get("finalizers") or ()),
+        tuple(sorted((meta.get("labels") or {}).items())),
+        tuple(sorted((meta.get("annotations") or {}).items())),
+    )

@@ -22,7 +22,7 @@ from provisioner.github.errors import GitHubError
 from provisioner.github.hosts import HostNotAllowed
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import KubeNotFound, kube_errors
-from provisioner.kube.runner_objects import runner_pod_state
+from provisioner.kube.runner_objects import RunnerPod
 from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetSpecError
 from provisioner.ledger import BatchProgress, LedgerEntry
 from provisioner.naming import runner_names
@@ -250,30 +250,26 @@ class ScaleSetReconciler:
         # The ledger is read before the pods: a runner whose pod appears in between is then
         # seen in both and counted once (by name), never in neither.
         in_flight = self.runtime.ledger.in_flight(scale_set.key, time.time())
-        pods = self.runtime.objects(scale_set).list_runner_pods(scale_set.name)
+        pods = self.runtime.objects(scale_set).observe_runner_pods(scale_set.name)
         if clean:
             self._clean_up(scale_set, pods)
         # A terminating pod is on its way out: not counted, so its replacement is planned now.
-        live = [
-            p
-            for p in pods
-            if runner_pod_state(p) in ("pending", "running") and not p.metadata.deletion_timestamp
-        ]
-        live.sort(key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
-        live_names = [p.metadata.name for p in live]
+        live = [p for p in pods if p.state in ("pending", "running") and not p.deleting]
+        live.sort(key=lambda p: (p.created, p.name))
+        live_names = [p.name for p in live]
         known = set(live_names)
         return Observation(
             desired=clamp_desired(scale_set.replicas, scale_set.min_runners, scale_set.max_runners),
             live=live_names,
-            ready=sum(1 for p in live if runner_pod_state(p) == "running"),
-            pending=sum(1 for p in live if runner_pod_state(p) == "pending"),
+            ready=sum(1 for p in live if p.state == "running"),
+            pending=sum(1 for p in live if p.state == "pending"),
             in_flight=[e for e in in_flight if e.name not in known],
         )
 
-    def _clean_up(self, scale_set: ScaleSet, pods: list[k8s.V1Pod]) -> None:
+    def _clean_up(self, scale_set: ScaleSet, pods: list[RunnerPod]) -> None:
         """Remove runners whose pods finished or never started (they are not live)."""
-        finished = [p.metadata.name for p in pods if runner_pod_state(p) == "finished"]
-        failed = [p for p in pods if runner_pod_state(p) == "failed_to_start"]
+        finished = [p.name for p in pods if p.state == "finished"]
+        failed = [p for p in pods if p.state == "failed_to_start"]
         if finished:
             self.fence()
             # The runner ran its one job; GitHub drops an ephemeral runner's registration
@@ -282,8 +278,8 @@ class ScaleSetReconciler:
         if failed:
             self.fence()
             for pod in failed:
-                self.start_failures.record(scale_set.key, _start_failure_reason(pod))
-            self.remover.remove(scale_set, [p.metadata.name for p in failed], "failed_to_start")
+                self.start_failures.record(scale_set.key, pod.start_failure)
+            self.remover.remove(scale_set, [p.name for p in failed], "failed_to_start")
 
     # Scale up.
 
@@ -371,13 +367,3 @@ class ScaleSetReconciler:
                 if runner is not None and owned(runner, scale_set, unlabelled_is_ours=True):
                     listed[name] = runner
         return {name: listed[name] for name in live if name in listed}
-
-
-def _start_failure_reason(pod: k8s.V1Pod) -> str:
-    for container in (pod.status.container_statuses or []) if pod.status else []:
-        state = container.state
-        if state and state.waiting and state.waiting.reason:
-            return f"container {container.name}: {state.waiting.reason}"
-        if state and state.terminated:
-            return f"container {container.name} exited with {state.terminated.exit_code}"
-    return f"pod {pod.metadata.name} failed to start"

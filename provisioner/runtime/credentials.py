@@ -78,9 +78,6 @@ class CredentialRecords:
         pipe.sadd(INDEX_KEY, identity)
         pipe.execute()
 
-    def accepted(self, identity: str) -> None:
-        self.redis.delete(_rejected_key(identity))
-
     def rejected(self, identity: str) -> str:
         """GitHub's words while the credential stays rejected; "" once it may be tried."""
         raw = cast(bytes | None, self.redis.get(_rejected_key(identity)))

@@ -117,7 +117,6 @@ class GitHubAccess:
             raise
         credential.breaker.record_success()
         credential.on_success()
-        self.limits.records.accepted(credential.identity)
         return result
 
     def _reject(

@@ -46,6 +46,11 @@ GLOBAL_SLOT_LEASE_SECONDS = 2.0
 # its budget's lease renewer.
 CREDENTIALS_KEPT = 512
 CREDENTIAL_KEEP_SECONDS = 3600.0
+# A credential's x-ratelimit-* headers are written to Redis at most this often by a process
+# while its budget is far from spent (every answer carries them: a write per call was a
+# Redis round trip per call), and on every answer once little is left or the window resets.
+RATE_LIMIT_RECORD_SECONDS = 1.0
+RATE_LIMIT_RECORD_EVERY_CALL_BELOW = 500
 
 
 class CredentialLimits:
@@ -85,6 +90,7 @@ class CredentialLimits:
             else None
         )
         self.breaker = CircuitBreaker(failure_threshold=10, reset_timeout=5.0)
+        self._recorded: tuple[float, float] | None = None  # (when, the window's reset)
 
     def close(self) -> None:
         self.budget.close()
@@ -98,7 +104,10 @@ class CredentialLimits:
         metrics.GITHUB_RATE_LIMIT_REMAINING.labels(
             credential=self.identity, resource=info.resource or "core"
         ).set(info.remaining)
-        self.records.record_rate_limit(self.identity, info)
+        now = time.monotonic()
+        if should_record_rate_limit(self._recorded, now, info):
+            self._recorded = (now, float(info.reset))
+            self.records.record_rate_limit(self.identity, info)
         if info.remaining <= 0 and info.reset > 0:
             self._pause_until(float(info.reset))
 
@@ -230,6 +239,17 @@ class Limits:
             # half made. New creations cannot start until Redis is back.
             log.debug("Redis unavailable; %s call made without a token", limit)
         metrics.RATE_LIMIT_WAIT_SECONDS.labels(limit=limit).observe(time.monotonic() - started)
+
+
+def should_record_rate_limit(
+    recorded: tuple[float, float] | None, now: float, info: RateLimitInfo
+) -> bool:
+    """Whether an answer's rate-limit headers are worth a write, given the last write
+    (monotonic time, the window's reset) of this process."""
+    if recorded is None or info.remaining < RATE_LIMIT_RECORD_EVERY_CALL_BELOW:
+        return True
+    when, reset = recorded
+    return float(info.reset) != reset or now - when >= RATE_LIMIT_RECORD_SECONDS
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,20 @@ def test_a_group_waiting_for_a_slot_gets_the_next_free_one_before_a_greedy_group
         with budget.slot(timeout=1, group="ns/small"), budget.slot(timeout=1, group="ns/small"):
             assert budget.in_use() == 4
     budget.close()
+
+
+def test_waiters_for_a_bucket_ask_redis_once_each_and_keep_to_its_rate(client):
+    # A backlog of creations waiting for Kubernetes tokens once asked Redis again and again,
+    # all at the same moment for the same next token: that was most of a worker's CPU.
+    bucket = RedisTokenBucket(client, "bucket:waiters", rate=100.0, burst=1)
+    client.config_resetstat()
+    started = time.monotonic()
+    with ThreadPoolExecutor(50) as pool:
+        taken = list(
+            pool.map(lambda _: (bucket.acquire(timeout=5), time.monotonic())[1], range(50))
+        )
+
+    calls = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert calls <= 50 + 5, f"{calls} calls to Redis for 50 tokens"
+    # 1 token at once, then 100 a second: the 50th is due about 0.49 s later, not before.
+    assert max(taken) - started >= 0.45

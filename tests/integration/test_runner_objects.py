@@ -98,7 +98,11 @@ def test_the_kubelet_stand_in_moves_pods_through_their_states(kube_api, namespac
         make_runner(objects, scale_set, name)
 
     def states() -> dict[str, str]:
-        return {p.metadata.name: runner_pod_state(p) for p in objects.list_runner_pods("runners")}
+        models = {p.metadata.name: runner_pod_state(p) for p in objects.list_runner_pods("runners")}
+        # The reconciler reads the same listing as JSON, without client models: same states.
+        observed = {p.name: p.state for p in objects.observe_runner_pods("runners")}
+        assert observed == models
+        return models
 
     assert set(states().values()) == {"pending"}
     kubelet.run("runners-aaaaa")
@@ -111,6 +115,8 @@ def test_the_kubelet_stand_in_moves_pods_through_their_states(kube_api, namespac
         "runners-ccccc": "failed_to_start",
         "runners-ddddd": "pending",
     }
+    (failed,) = [p for p in objects.observe_runner_pods("runners") if p.name == "runners-ccccc"]
+    assert failed.start_failure == "container runner: ErrImagePull"
     assert kubelet.run_all("provisioner.dev/scale-set=runners") == [
         "runners-ccccc",
         "runners-ddddd",
