@@ -44,6 +44,11 @@ class BenchRun:
     # generate-jitconfig (0 = off), for runs that measure throughput under a secondary limit.
     github_requests_per_second: float = 0.0
     secondary_limit_per_minute: int = 0
+    # The local control plane's (kube-apiserver and etcd) peak RSS, and Redis's used memory at
+    # the start and at the peak of the run (0: not measured).
+    control_plane_peak_rss_bytes: int = 0
+    redis_start_bytes: int = 0
+    redis_peak_bytes: int = 0
 
     @property
     def label(self) -> str:
@@ -61,6 +66,16 @@ class BenchRun:
     @property
     def kube_writes_per_runner(self) -> float:
         return self.kube_writes / self.created if self.created else 0.0
+
+    @property
+    def redis_bytes_per_runner(self) -> float:
+        """What Redis held for each runner of the batch at the peak, over what it held before."""
+        grown = self.redis_peak_bytes - self.redis_start_bytes
+        return grown / self.runners if self.runners and grown > 0 else 0.0
+
+    @property
+    def cpu_ms_per_runner(self) -> float:
+        return self.cpu_seconds / self.created * 1000 if self.created else 0.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +95,23 @@ class Ratio:
 # the floor this machine allows.
 # fixed/parallel above 1: adaptive concurrency (on in parallel) made the same runs faster.
 RATIO_PAIRS = [("sequential", "parallel"), ("fixed", "parallel"), ("parallel", "limit")]
+# Derived from those: the speed-up as a share of the ideal one (with concurrency c the best
+# possible speed-up is c), and what the queue path costs in CPU per runner against `limit`.
+SPEED_UP_SHARE = ("speed-up", "concurrency")
+CPU_PER_RUNNER = ("CPU/runner parallel", "limit")
+RATIO_ORDER = [
+    "sequential/parallel",
+    "/".join(SPEED_UP_SHARE),
+    "fixed/parallel",
+    "parallel/limit",
+    "/".join(CPU_PER_RUNNER),
+]
 
 
 def ratios(runs: list[BenchRun]) -> list[Ratio]:
-    """Time ratios at each N and concurrency. Sequential creation has no concurrency, so its
-    run at N is the numerator for every parallel concurrency at that N."""
+    """Time ratios at each N and concurrency, with the speed-up as a share of the ideal and
+    the queue path's CPU per runner against `limit`. Sequential creation has no concurrency,
+    so its run at N is the numerator for every parallel concurrency at that N."""
     sequential = {run.runners: run for run in runs if run.mode == "sequential"}
     by_key = {(run.mode, run.runners, run.concurrency): run for run in runs}
     found = []
@@ -98,10 +125,15 @@ def ratios(runs: list[BenchRun]) -> list[Ratio]:
                 else by_key.get((numerator, n, concurrency))
             )
             bottom = by_key.get((denominator, n, concurrency))
-            if top and bottom and bottom.seconds > 0:
-                found.append(
-                    Ratio(n, concurrency, numerator, denominator, top.seconds / bottom.seconds)
-                )
+            if not (top and bottom and bottom.seconds > 0):
+                continue
+            value = top.seconds / bottom.seconds
+            found.append(Ratio(n, concurrency, numerator, denominator, value))
+            if numerator == "sequential":
+                found.append(Ratio(n, concurrency, *SPEED_UP_SHARE, value / concurrency))
+            if (numerator, denominator) == ("parallel", "limit") and bottom.cpu_ms_per_runner:
+                cpu = top.cpu_ms_per_runner / bottom.cpu_ms_per_runner
+                found.append(Ratio(n, concurrency, *CPU_PER_RUNNER, cpu))
     return found
 
 
@@ -140,6 +172,8 @@ class BenchReport:
                     "runners_per_second": run.runners_per_second,
                     "github_calls_per_runner": run.github_calls_per_runner,
                     "kube_writes_per_runner": run.kube_writes_per_runner,
+                    "cpu_ms_per_runner": run.cpu_ms_per_runner,
+                    "redis_bytes_per_runner": run.redis_bytes_per_runner,
                 }
                 for run in self.runs
             ],
@@ -180,6 +214,7 @@ class BenchReport:
             "seconds",
             "runners/s",
             "CPU s",
+            "CPU ms/runner",
             "peak RSS MiB",
             "GitHub/runner",
             "kube writes/runner",
@@ -195,6 +230,7 @@ class BenchReport:
                 f"{run.seconds:.2f}",
                 f"{run.runners_per_second:.1f}",
                 f"{run.cpu_seconds:.1f}",
+                f"{run.cpu_ms_per_runner:.1f}",
                 f"{run.peak_rss_bytes / 2**20:.0f}",
                 f"{run.github_calls_per_runner:.2f}",
                 f"{run.kube_writes_per_runner:.2f}",
@@ -202,14 +238,15 @@ class BenchReport:
                 str(run.leaks.total),
             )
         console.print(table)
+        measured = [run for run in self.runs if run.redis_peak_bytes]
+        if measured:
+            console.print(memory_table(measured))
         found = ratios(self.runs)
         if found:
-            ratio_table = Table(title="ratios of time to N runners")
+            ratio_table = Table(title="ratios: time to N runners, and CPU per runner")
             ratio_table.add_column("N", justify="right")
             ratio_table.add_column("conc.", justify="right")
-            labels = sorted(
-                {r.label for r in found}, key=[f"{a}/{b}" for a, b in RATIO_PAIRS].index
-            )
+            labels = sorted({r.label for r in found}, key=RATIO_ORDER.index)
             for label in labels:
                 ratio_table.add_column(label, justify="right")
             overhead = queue_overhead_ms(self.runs)
@@ -254,6 +291,32 @@ class BenchReport:
         figure.tight_layout()
         figure.savefig(path)
         plt.close(figure)
+
+
+def memory_table(runs: list[BenchRun]) -> Table:
+    """Memory at the peak of each run: the creation processes, Redis and the control plane."""
+    table = Table(title="memory at the peak")
+    for column in (
+        "mode",
+        "N",
+        "conc.",
+        "reconciler + workers MiB",
+        "Redis MiB",
+        "Redis KiB/runner",
+        "kube-apiserver + etcd MiB",
+    ):
+        table.add_column(column, justify="right" if column != "mode" else "left")
+    for run in runs:
+        table.add_row(
+            run.mode,
+            str(run.runners),
+            str(run.concurrency),
+            f"{run.peak_rss_bytes / 2**20:.0f}",
+            f"{run.redis_peak_bytes / 2**20:.1f}",
+            f"{run.redis_bytes_per_runner / 2**10:.2f}",
+            f"{run.control_plane_peak_rss_bytes / 2**20:.0f}",
+        )
+    return table
 
 
 def secondary_limit_table(runs: list[BenchRun]) -> Table:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 import psutil
+import redis
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,40 @@ class ResourceSampler:
     def usage(self) -> ResourceUsage:
         cpu = sum(self._cpu_last[pid] - self._cpu_start[pid] for pid in self._cpu_last)
         return ResourceUsage(cpu_seconds=cpu, peak_rss_bytes=self._peak_rss)
+
+
+class RedisMemorySampler:
+    """Redis's used memory at the start of a measurement and its peak during it, read from
+    INFO in a background thread: what the queue, the ledger and the limits hold for a batch
+    in flight."""
+
+    def __init__(self, client: redis.Redis, interval: float = 0.2):
+        self.client = client
+        self.interval = interval
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redis-sampler", daemon=True)
+
+    def _sample(self) -> int:
+        try:
+            info = cast(dict[str, Any], self.client.info("memory"))
+            used = int(info["used_memory"])
+        except redis.RedisError:
+            return self.peak_bytes
+        self.peak_bytes = max(self.peak_bytes, used)
+        return used
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> RedisMemorySampler:
+        self.start_bytes = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()

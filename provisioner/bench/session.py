@@ -21,13 +21,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import redis
 from kubernetes import client as k8s
 from kubernetes import watch
 
 from provisioner.bench.cases import BenchCase
 from provisioner.bench.counts import GitHubCalls, KubeRequests
 from provisioner.bench.report import BenchRun, Leaks
-from provisioner.bench.resources import ResourceSampler
+from provisioner.bench.resources import RedisMemorySampler, ResourceSampler
 from provisioner.config import Settings
 from provisioner.devenv.pipeline import SCALE_SET_LABEL, FleetCount, LocalPipeline
 from provisioner.devenv.procs import log_tail
@@ -324,8 +325,21 @@ class BenchSession:
                 self.status("waiting 61 s for the secondary limit's window to empty")
                 time.sleep(SECONDARY_WINDOW_SECONDS)
             github_before, kube_before = self.github_calls(), self.kube_requests()
+            assert self.pipeline.control_plane is not None and self.pipeline.redis is not None
+            control_plane = ResourceSampler(
+                list(self.pipeline.control_plane.pids.values()), children=False
+            )
+            redis_memory = RedisMemorySampler(
+                redis.Redis.from_url(
+                    self.pipeline.redis.url, password=self.pipeline.redis.password, socket_timeout=5
+                )
+            )
             try:
-                with ResourceSampler(pids, children=children) as sampler:
+                with (
+                    ResourceSampler(pids, children=children) as sampler,
+                    control_plane,
+                    redis_memory,
+                ):
                     started = time.monotonic()
                     if creator is not None:
                         worker = threading.Thread(
@@ -355,6 +369,9 @@ class BenchSession:
                 created=created,
                 cpu_seconds=sampler.usage.cpu_seconds,
                 peak_rss_bytes=sampler.usage.peak_rss_bytes,
+                control_plane_peak_rss_bytes=control_plane.usage.peak_rss_bytes,
+                redis_start_bytes=redis_memory.start_bytes,
+                redis_peak_bytes=redis_memory.peak_bytes,
                 github_calls=github_used.total,
                 kube_writes=kube_used.writes,
                 throttled=github_used.throttled,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 from kubernetes import client as k8s
@@ -47,6 +48,8 @@ class FleetCount:
 
 # What the provisioner may send when the simulator sets no per-minute limit.
 UNLIMITED_REGISTRATIONS_PER_MINUTE = 100_000
+# Registrations per scope in 5 minutes when the simulator models no cap.
+UNLIMITED_SCOPE_REGISTRATIONS = 1_000_000
 
 
 def simulated_registrations_per_minute(ghsim_url: str) -> int:
@@ -58,6 +61,25 @@ def simulated_registrations_per_minute(ghsim_url: str) -> int:
         int(config.get("secondary_points_per_minute") or 0) // 5,
     ]
     return min([n for n in limits if n > 0], default=UNLIMITED_REGISTRATIONS_PER_MINUTE)
+
+
+def simulated_scope_registrations(ghsim_url: str) -> int:
+    """Registrations per scope in 5 minutes that keep within the simulator's cap at
+    ``ghsim_url``."""
+    config = httpx.get(f"{ghsim_url}/_sim/config", timeout=10).json()
+    return scope_registrations_within(
+        int(config.get("registrations_per_window") or 0),
+        float(config.get("registration_window_s") or 0),
+    )
+
+
+def scope_registrations_within(cap: int, window_s: float) -> int:
+    """Registrations per 5 minutes that never pass ``cap`` per ``window_s``: the cap itself
+    over a window of 5 minutes or less, a share of it over a longer one; unlimited for no
+    cap."""
+    if cap <= 0 or window_s <= 0:
+        return UNLIMITED_SCOPE_REGISTRATIONS
+    return max(1, int(cap * min(1.0, 300.0 / window_s)))
 
 
 def scale_set_manifest(
@@ -96,9 +118,18 @@ def count_fleet(api: k8s.ApiClient, admin: SimulatorAdmin, namespace: str, name:
     """Pods not finished, Secrets and simulator registrations of scale set ``name``."""
     core = k8s.CoreV1Api(api)
     selector = f"{SCALE_SET_LABEL}={name}"
-    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
-    live = [p for p in pods if p.status is None or p.status.phase in (None, *LIVE_PHASES)]
-    secrets = core.list_namespaced_secret(namespace, label_selector=selector).items
+
+    def items(listing: Any) -> list[dict[str, Any]]:
+        # Read as JSON: turning a fleet of thousands into client models took seconds a count.
+        return list(json.loads(listing.data).get("items") or [])
+
+    pods = items(
+        core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+    )
+    live = [p for p in pods if (p.get("status") or {}).get("phase") in (None, *LIVE_PHASES)]
+    secrets = items(
+        core.list_namespaced_secret(namespace, label_selector=selector, _preload_content=False)
+    )
     prefix = name + "-"
     return FleetCount(
         pods=len(live),
@@ -174,11 +205,16 @@ class LocalPipeline:
             PROVISIONER_GITHUB_API_URL=self.ghsim_url,
             PROVISIONER_METRICS_PORT=str(free_port()),
         )
+        # The provisioner paces generate-jitconfig and registrations per scope as GitHub.com
+        # limits them (180 a minute, 1,500 per 5 minutes); against the simulator it paces as
+        # the simulator limits them, unless told otherwise.
         if "github_registrations_per_minute" not in self.settings.model_fields_set:
-            # The provisioner paces generate-jitconfig as GitHub.com limits it (180 a minute);
-            # against the simulator it paces as the simulator limits it.
             env["PROVISIONER_GITHUB_REGISTRATIONS_PER_MINUTE"] = str(
                 simulated_registrations_per_minute(self.ghsim_url)
+            )
+        if "github_scope_registrations" not in self.settings.model_fields_set:
+            env["PROVISIONER_GITHUB_SCOPE_REGISTRATIONS"] = str(
+                simulated_scope_registrations(self.ghsim_url)
             )
         return env
 

@@ -52,7 +52,7 @@ def test_small_bench_writes_complete_json(tmp_path: Path) -> None:
         assert run["kube_writes"] >= 20
         assert run["cpu_seconds"] > 0 and run["peak_rss_bytes"] > 0
         assert run["leaks"] == {"registrations": 0, "secrets": 0, "pods": 0}
-    assert [r["ratio"] for r in data["ratios"]] == ["sequential/parallel"]
+    assert [r["ratio"] for r in data["ratios"]] == ["sequential/parallel", "speed-up/concurrency"]
     assert data["ratios"][0]["value"] > 0
     assert "sequential" in finished.stdout and "time to N runners" in finished.stdout
 

@@ -38,9 +38,26 @@ def test_ratios_pair_modes_at_the_same_n() -> None:
         run("parallel", 500, 10.0),
     ]
     found = {(r.runners, r.label): r.value for r in ratios(runs)}
-    assert found.keys() == {(100, "sequential/parallel"), (100, "parallel/limit")}
+    assert found.keys() == {
+        (100, "sequential/parallel"),
+        (100, "speed-up/concurrency"),
+        (100, "parallel/limit"),
+        (100, "CPU/runner parallel/limit"),
+    }
     assert found[(100, "sequential/parallel")] == 10.0
+    # A speed-up of 10 at concurrency 10 is the ideal one.
+    assert found[(100, "speed-up/concurrency")] == 1.0
     assert abs(found[(100, "parallel/limit")] - 1.1) < 1e-9
+
+
+def test_the_queue_paths_cpu_per_runner_is_compared_with_limits() -> None:
+    parallel = BenchRun(**{**run("parallel", 1000, 12.0).__dict__, "cpu_seconds": 15.0})
+    limit = BenchRun(**{**run("limit", 1000, 10.0).__dict__, "cpu_seconds": 7.5})
+
+    found = {r.label: r.value for r in ratios([parallel, limit])}
+
+    assert parallel.cpu_ms_per_runner == 15.0
+    assert found["CPU/runner parallel/limit"] == 2.0
 
 
 def test_ratios_at_each_concurrency_share_the_sequential_baseline() -> None:
@@ -53,8 +70,11 @@ def test_ratios_at_each_concurrency_share_the_sequential_baseline() -> None:
     found = {(r.concurrency, r.label): r.value for r in ratios(runs)}
     assert found == {
         (10, "sequential/parallel"): 10.0,
+        (10, "speed-up/concurrency"): 1.0,
         (50, "sequential/parallel"): 30.0,
+        (50, "speed-up/concurrency"): 0.6,
         (50, "parallel/limit"): 1.25,
+        (50, "CPU/runner parallel/limit"): 1.0,
     }
 
 
@@ -93,8 +113,10 @@ def test_json_carries_runs_ratios_and_per_runner_counts(tmp_path: Path) -> None:
     parallel = data["runs"][1]
     assert parallel["runners_per_second"] == 16.0
     assert parallel["github_calls_per_runner"] == 10 / 8
+    assert parallel["cpu_ms_per_runner"] == 1.5 / 8 * 1000
     assert data["ratios"] == [
-        {"runners": 10, "concurrency": 10, "ratio": "sequential/parallel", "value": 8.0}
+        {"runners": 10, "concurrency": 10, "ratio": "sequential/parallel", "value": 8.0},
+        {"runners": 10, "concurrency": 10, "ratio": "speed-up/concurrency", "value": 0.8},
     ]
 
 
@@ -138,3 +160,20 @@ def test_queue_overhead_per_runner_comes_only_from_runs_at_zero_latency() -> Non
     out = io.StringIO()
     BenchReport("cmd", "m", at_300).print_table(Console(file=out, width=200))
     assert "queue ms/runner" not in out.getvalue()
+
+
+def test_memory_at_the_peak_is_shown_per_runner_when_measured() -> None:
+    measured = BenchRun(
+        **{
+            **run("parallel", 1000, 12.0).__dict__,
+            "redis_start_bytes": 1 * 2**20,
+            "redis_peak_bytes": 11 * 2**20,
+            "control_plane_peak_rss_bytes": 400 * 2**20,
+        }
+    )
+    out = io.StringIO()
+    BenchReport("cmd", "m", [measured]).print_table(Console(file=out, width=250))
+
+    assert measured.redis_bytes_per_runner == 10 * 2**20 / 1000
+    assert "memory at the peak" in out.getvalue()
+    assert "10.24" in out.getvalue() and "400" in out.getvalue()

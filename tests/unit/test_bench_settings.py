@@ -9,7 +9,11 @@ from typing import cast
 
 from provisioner.bench.session import BenchSession
 from provisioner.config import Settings
-from provisioner.devenv.pipeline import LocalPipeline
+from provisioner.devenv.pipeline import (
+    UNLIMITED_SCOPE_REGISTRATIONS,
+    LocalPipeline,
+    scope_registrations_within,
+)
 
 
 def session(base: Settings) -> BenchSession:
@@ -39,3 +43,11 @@ def test_a_pace_the_user_set_is_kept_in_every_mode() -> None:
         settings = session(base).settings_for(mode, 10)
         assert settings.github_registrations_per_minute == 60
         assert "github_registrations_per_minute" in settings.model_fields_set
+
+
+def test_the_scope_cap_used_against_the_simulator_never_passes_its_own() -> None:
+    assert scope_registrations_within(0, 300) == UNLIMITED_SCOPE_REGISTRATIONS
+    assert scope_registrations_within(1500, 300) == 1500
+    # 100 a minute: 100 in any 5 minutes keeps to it (500 could all come in one minute).
+    assert scope_registrations_within(100, 60) == 100
+    assert scope_registrations_within(1200, 1200) == 300
