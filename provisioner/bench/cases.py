@@ -9,7 +9,8 @@ from dataclasses import dataclass
 # the floor.
 MODES = ("sequential", "fixed", "parallel", "limit")
 DEFAULT_MODES = ["sequential", "parallel", "limit"]
-MAX_RUNNERS = 5000
+# A GitHub runner group holds 10,000 runners.
+MAX_RUNNERS = 10_000
 MAX_CONCURRENCY = 1000
 MAX_LATENCY_MS = 60_000.0
 
