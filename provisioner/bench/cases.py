@@ -72,6 +72,16 @@ def concurrent_requests(text: str) -> int:
     return value
 
 
+def per_hour(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected calls per hour, got {text!r}") from None
+    if value < 1 or value > 10_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 10000000, got {value}")
+    return value
+
+
 def per_minute(text: str) -> int:
     try:
         value = int(text)

@@ -94,6 +94,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per minute, to compare throughput with it and with --github-requests-per-second",
     )
     parser.add_argument(
+        "--github-rate-limit",
+        type=cases.per_hour,
+        default=None,
+        help="the simulator's primary rate limit, calls an hour per credential (default: the "
+        "simulator's, 5,000 as GitHub gives a token); each runner costs at least two (create "
+        "and remove), so a scale-up of N runners needs more than 2N",
+    )
+    parser.add_argument(
         "--secondary-max-concurrent",
         type=cases.concurrent_requests,
         default=0,
@@ -166,6 +174,23 @@ def _check(args: argparse.Namespace) -> None:
                 f"argument --runners: each N must be at least --tenants ({args.tenants}), "
                 f"got {min(args.runners)}"
             )
+    elif not args.jobs_burst:
+        # Every run shares one credential: the provisioner would create only what its
+        # primary budget allows and keep the rest for removals, and the run would time out.
+        modes = args.modes or cases.DEFAULT_MODES
+        calls = CALLS_PER_RUNNER * sum(args.runners) * len(modes) * len(args.concurrency or [1])
+        limit = args.github_rate_limit or SIMULATOR_RATE_LIMIT
+        if calls > limit:
+            args_error(
+                f"argument --runners: these runs need about {calls} GitHub calls of one "
+                f"credential (create and remove each runner), more than the simulator's "
+                f"primary limit of {limit} an hour; raise --github-rate-limit"
+            )
+
+
+# A runner's creation and removal; the simulator's default primary limit, GitHub's for a token.
+CALLS_PER_RUNNER = 2
+SIMULATOR_RATE_LIMIT = 5000
 
 
 def args_error(message: str) -> None:
@@ -239,6 +264,8 @@ def _bench(args: argparse.Namespace, settings: Settings, state_dir: Path) -> int
     ghsim_args = ["--latency-ms", str(args.github_latency_ms)]
     if args.github_profile != "default":
         ghsim_args += ["--profile", args.github_profile]
+    if args.github_rate_limit:
+        ghsim_args += ["--rate-limit", str(args.github_rate_limit)]
     if tenant_plan:
         for token in [SIM_TOKEN, *credentials.tokens]:
             ghsim_args += ["--pat", token]

@@ -24,6 +24,10 @@ from provisioner.cli import main
         (["--tenants", "2", "--modes", "sequential"], "--modes"),
         (["--tenants", "2", "--jobs-burst", "10"], "--jobs-burst"),
         (["--github-profile", "gitlab.com"], "--github-profile"),
+        (["--github-rate-limit", "0"], "--github-rate-limit"),
+        # 20,000 calls to create and remove them: more than a token's 5,000 an hour.
+        (["--runners", "10000", "--modes", "parallel"], "--github-rate-limit"),
+        (["--runners", "1000", "--github-rate-limit", "3000"], "--github-rate-limit"),
     ],
 )
 def test_bad_flag_is_refused_with_one_line(
