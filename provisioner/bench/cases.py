@@ -63,32 +63,24 @@ def latency_ms(text: str) -> float:
 
 
 def concurrent_requests(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of requests, got {text!r}") from None
-    if value < 1 or value > MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CONCURRENCY}, got {value}")
-    return value
+    return _count(text, "a number of requests", MAX_CONCURRENCY)
 
 
 def per_hour(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected calls per hour, got {text!r}") from None
-    if value < 1 or value > 10_000_000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 10000000, got {value}")
-    return value
+    return _count(text, "calls per hour", 10_000_000)
 
 
 def per_minute(text: str) -> int:
+    return _count(text, "calls per minute", 1_000_000)
+
+
+def _count(text: str, what: str, most: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected calls per minute, got {text!r}") from None
-    if value < 1 or value > 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000000, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < 1 or value > most:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {most}, got {value}")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,9 +207,8 @@ class BenchReport:
             console.print(tenants_table(self.tenant_runs))
         if not self.runs:
             return
-        table = Table(title="time to N runners")
-        for column in (
-            "mode",
+        table = runs_table(
+            "time to N runners",
             "N",
             "conc.",
             "seconds",
@@ -220,8 +220,7 @@ class BenchReport:
             "kube writes/runner",
             "429s",
             "leaks",
-        ):
-            table.add_column(column, justify="right" if column != "mode" else "left")
+        )
         for run in self.runs:
             table.add_row(
                 run.mode,
@@ -293,37 +292,38 @@ class BenchReport:
         plt.close(figure)
 
 
+def runs_table(title: str, *columns: str) -> Table:
+    """A table of runs: the mode on the left, then ``columns`` of figures."""
+    table = Table(title=title)
+    table.add_column("mode", justify="left")
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
+
+
+# The memory table's columns after the mode, and how each reads a run.
+MEMORY_COLUMNS: dict[str, Callable[[BenchRun], str]] = {
+    "N": lambda run: str(run.runners),
+    "conc.": lambda run: str(run.concurrency),
+    "reconciler + workers MiB": lambda run: f"{run.peak_rss_bytes / 2**20:.0f}",
+    "Redis MiB": lambda run: f"{run.redis_peak_bytes / 2**20:.1f}",
+    "Redis KiB/runner": lambda run: f"{run.redis_bytes_per_runner / 2**10:.2f}",
+    "kube-apiserver + etcd MiB": lambda run: f"{run.control_plane_peak_rss_bytes / 2**20:.0f}",
+}
+
+
 def memory_table(runs: list[BenchRun]) -> Table:
     """Memory at the peak of each run: the creation processes, Redis and the control plane."""
-    table = Table(title="memory at the peak")
-    for column in (
-        "mode",
-        "N",
-        "conc.",
-        "reconciler + workers MiB",
-        "Redis MiB",
-        "Redis KiB/runner",
-        "kube-apiserver + etcd MiB",
-    ):
-        table.add_column(column, justify="right" if column != "mode" else "left")
+    table = runs_table("memory at the peak", *MEMORY_COLUMNS)
     for run in runs:
-        table.add_row(
-            run.mode,
-            str(run.runners),
-            str(run.concurrency),
-            f"{run.peak_rss_bytes / 2**20:.0f}",
-            f"{run.redis_peak_bytes / 2**20:.1f}",
-            f"{run.redis_bytes_per_runner / 2**10:.2f}",
-            f"{run.control_plane_peak_rss_bytes / 2**20:.0f}",
-        )
+        table.add_row(run.mode, *(cell(run) for cell in MEMORY_COLUMNS.values()))
     return table
 
 
 def secondary_limit_table(runs: list[BenchRun]) -> Table:
     """Throughput under the simulator's secondary limit against the configured global rate."""
-    table = Table(title="throughput under GitHub's secondary limit on generate-jitconfig")
-    for column in (
-        "mode",
+    table = runs_table(
+        "throughput under GitHub's secondary limit on generate-jitconfig",
         "N",
         "limit/min",
         "limit/s",
@@ -332,8 +332,7 @@ def secondary_limit_table(runs: list[BenchRun]) -> Table:
         "of limit",
         "429s",
         "429s of calls",
-    ):
-        table.add_column(column, justify="right" if column != "mode" else "left")
+    )
     for run in runs:
         limit_per_second = run.secondary_limit_per_minute / 60
         table.add_row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import psutil
 import redis
@@ -16,7 +16,34 @@ class ResourceUsage:
     peak_rss_bytes: int
 
 
-class ResourceSampler:
+class PeriodicSampler:
+    """Calls ``_sample`` when entered, every ``interval`` seconds in a background thread, and
+    when left."""
+
+    def __init__(self, interval: float, name: str):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Self:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+class ResourceSampler(PeriodicSampler):
     """Samples the process trees rooted at ``pids`` in a background thread.
 
     CPU time is the difference between the end and the start of the measurement, summed over
@@ -27,14 +54,12 @@ class ResourceSampler:
     """
 
     def __init__(self, pids: list[int], interval: float = 0.1, children: bool = True):
+        super().__init__(interval, "resource-sampler")
         self.roots = [psutil.Process(pid) for pid in pids]
-        self.interval = interval
         self.children = children
         self._cpu_start: dict[int, float] = {}
         self._cpu_last: dict[int, float] = {}
         self._peak_rss = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
 
     def _processes(self) -> list[psutil.Process]:
         found = []
@@ -61,58 +86,28 @@ class ResourceSampler:
             self._cpu_last[process.pid] = cpu
         self._peak_rss = max(self._peak_rss, rss)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> ResourceSampler:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
     @property
     def usage(self) -> ResourceUsage:
         cpu = sum(self._cpu_last[pid] - self._cpu_start[pid] for pid in self._cpu_last)
         return ResourceUsage(cpu_seconds=cpu, peak_rss_bytes=self._peak_rss)
 
 
-class RedisMemorySampler:
+class RedisMemorySampler(PeriodicSampler):
     """Redis's used memory at the start of a measurement and its peak during it, read from
     INFO in a background thread: what the queue, the ledger and the limits hold for a batch
     in flight."""
 
     def __init__(self, client: redis.Redis, interval: float = 0.2):
+        super().__init__(interval, "redis-sampler")
         self.client = client
-        self.interval = interval
         self.start_bytes = 0
         self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="redis-sampler", daemon=True)
 
-    def _sample(self) -> int:
+    def _sample(self) -> None:
         try:
             info = cast(dict[str, Any], self.client.info("memory"))
-            used = int(info["used_memory"])
         except redis.RedisError:
-            return self.peak_bytes
+            return
+        used = int(info["used_memory"])
+        self.start_bytes = self.start_bytes or used
         self.peak_bytes = max(self.peak_bytes, used)
-        return used
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> RedisMemorySampler:
-        self.start_bytes = self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
