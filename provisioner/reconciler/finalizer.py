@@ -83,7 +83,7 @@ class Finalizer:
         secrets = {s.metadata.name for s in objects.list_runner_secrets(scale_set.name)}
         names = sorted(set(registered) | pods | secrets)
         result = self.remover.remove(scale_set, names, "deleted_scale_set", registered)
-        return len(result.busy) + len(result.failed)
+        return len(result.busy) + len(result.failed) + len(result.deferred)
 
     def _forget(self, key: str) -> None:
         runtime = self.runtime

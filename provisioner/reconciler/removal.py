@@ -24,6 +24,10 @@ class RemovalResult:
     removed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Left for a later pass: the credential's delete-runner calls for this minute are spent.
+    deferred: list[str] = field(default_factory=list)
+    # Seconds until the deferred ones may go (None: nothing deferred).
+    retry_after: float | None = None
 
 
 class RunnerRemover:
@@ -42,6 +46,9 @@ class RunnerRemover:
         result = RemovalResult()
         if not names:
             return result
+        names = self._within_minute(scale_set, names, result)
+        if not names:
+            return result
         # One removal is a GitHub round trip or two: done side by side, as many at once as
         # creations may talk to GitHub, so scaling 500 runners down does not take minutes.
         workers = max(1, min(len(names), self.runtime.settings.runner_creation_concurrency))
@@ -53,6 +60,30 @@ class RunnerRemover:
             for name, outcome in zip(names, outcomes, strict=True):
                 getattr(result, outcome).append(name)
         return result
+
+    def _within_minute(
+        self, scale_set: ScaleSet, names: list[str], result: RemovalResult
+    ) -> list[str]:
+        """The names GitHub's points a minute let go now; the others are deferred."""
+        limits = self.runtime.limits
+        try:
+            credential = self.runtime.github.credential(scale_set)
+        except Exception:  # an unusable Secret: each removal meets it and says so
+            return names
+        for index in range(len(names)):
+            wait = limits.try_removal(credential)
+            if wait > 0:
+                result.deferred = names[index:]
+                result.retry_after = wait
+                log.info(
+                    "%s: %d removals wait %.1fs for GitHub's per-minute limit of credential %s",
+                    scale_set.key,
+                    len(result.deferred),
+                    wait,
+                    credential.identity,
+                )
+                return names[:index]
+        return names
 
     def _remove_one(self, scale_set: ScaleSet, name: str, why: str, runner: Runner | None) -> str:
         """ "removed", "busy" or "failed"."""

@@ -67,6 +67,8 @@ class Observation:
     ready: int
     pending: int
     in_flight: list[LedgerEntry]  # planned runners with no pod yet
+    # Seconds until removals left for later may go (None: none were).
+    removals_wait: float | None = None
 
 
 def _no_fence() -> None:
@@ -171,7 +173,11 @@ class ScaleSetReconciler:
                     observation = replace(observation, in_flight=[*observation.in_flight, *entries])
         elif len(observation.live) + len(observation.in_flight) > observation.desired:
             observation = self._cancel_planned(observation)
-            draining = self._scale_down(scale_set, observation)
+            draining, removals_wait = self._scale_down(scale_set, observation)
+            observation = replace(
+                observation, removals_wait=_soonest([observation.removals_wait, removals_wait])
+            )
+        requeue_after = _soonest([requeue_after, observation.removals_wait])
         self.fence()
         report_observed(
             self.runtime.api,
@@ -251,8 +257,7 @@ class ScaleSetReconciler:
         # seen in both and counted once (by name), never in neither.
         in_flight = self.runtime.ledger.in_flight(scale_set.key, time.time())
         pods = self.runtime.objects(scale_set).observe_runner_pods(scale_set.name)
-        if clean:
-            self._clean_up(scale_set, pods)
+        removals_wait = self._clean_up(scale_set, pods) if clean else None
         # A terminating pod is on its way out: not counted, so its replacement is planned now.
         live = [p for p in pods if p.state in ("pending", "running") and not p.deleting]
         live.sort(key=lambda p: (p.created, p.name))
@@ -264,22 +269,27 @@ class ScaleSetReconciler:
             ready=sum(1 for p in live if p.state == "running"),
             pending=sum(1 for p in live if p.state == "pending"),
             in_flight=[e for e in in_flight if e.name not in known],
+            removals_wait=removals_wait,
         )
 
-    def _clean_up(self, scale_set: ScaleSet, pods: list[RunnerPod]) -> None:
-        """Remove runners whose pods finished or never started (they are not live)."""
+    def _clean_up(self, scale_set: ScaleSet, pods: list[RunnerPod]) -> float | None:
+        """Remove runners whose pods finished or never started (they are not live); the
+        seconds until those left for later may go."""
         finished = [p.name for p in pods if p.state == "finished"]
         failed = [p for p in pods if p.state == "failed_to_start"]
+        waits = []
         if finished:
             self.fence()
             # The runner ran its one job; GitHub drops an ephemeral runner's registration
             # itself, and the removal confirms it is gone.
-            self.remover.remove(scale_set, finished, "finished")
+            waits.append(self.remover.remove(scale_set, finished, "finished").retry_after)
         if failed:
             self.fence()
             for pod in failed:
                 self.start_failures.record(scale_set.key, pod.start_failure)
-            self.remover.remove(scale_set, [p.name for p in failed], "failed_to_start")
+            result = self.remover.remove(scale_set, [p.name for p in failed], "failed_to_start")
+            waits.append(result.retry_after)
+        return _soonest(waits)
 
     # Scale up.
 
@@ -328,11 +338,14 @@ class ScaleSetReconciler:
             observation, in_flight=[e for e in observation.in_flight if e.name not in cancel]
         )
 
-    def _scale_down(self, scale_set: ScaleSet, observation: Observation) -> int:
-        """Remove idle runners beyond desired, newest first; the number left draining."""
+    def _scale_down(
+        self, scale_set: ScaleSet, observation: Observation
+    ) -> tuple[int, float | None]:
+        """Remove idle runners beyond desired, newest first; the number left draining, and
+        the seconds until removals left for later may go."""
         target = max(0, observation.desired - len(observation.in_flight))
         if len(observation.live) <= target:
-            return 0
+            return 0, None
         registered = self._registrations(scale_set, observation.live)
         order = {name: index for index, name in enumerate(observation.live)}
         views = [
@@ -346,10 +359,10 @@ class ScaleSetReconciler:
         ]
         plan = plan_scale_down(target, views)
         if not plan.remove:
-            return plan.draining
+            return plan.draining, None
         self.fence()
         result = self.remover.remove(scale_set, list(plan.remove), "scale_down", registered)
-        return plan.draining + len(result.busy)
+        return plan.draining + len(result.busy) + len(result.deferred), result.retry_after
 
     def _registrations(self, scale_set: ScaleSet, live: list[str]) -> dict[str, Runner]:
         """The registrations of the live runners, by name. One listing serves most; a runner
@@ -367,3 +380,9 @@ class ScaleSetReconciler:
                 if runner is not None and owned(runner, scale_set, unlabelled_is_ours=True):
                     listed[name] = runner
         return {name: listed[name] for name in live if name in listed}
+
+
+def _soonest(waits: list[float | None]) -> float | None:
+    """The shortest of the waits given, None when there is none."""
+    known = [wait for wait in waits if wait is not None]
+    return min(known) if known else None

@@ -38,6 +38,10 @@ GITHUB_BUCKET_KEY = "provisioner:limits:github"
 KUBE_BUCKET_KEY = "provisioner:limits:kube"
 CREATION_BUDGET_KEY = "provisioner:limits:creations"
 JITCONFIG_WINDOW_KEY = "provisioner:limits:jitconfig"
+REMOVAL_WINDOW_KEY = "provisioner:limits:delete-runner"
+# A little longer than GitHub's minute: a removal takes its place before its call leaves, and
+# GitHub counts the call when it arrives, up to a round trip later.
+REMOVAL_WINDOW_SECONDS = 61.0
 SCOPE_WINDOW_KEY = "provisioner:limits:registrations"
 SCOPE_WINDOW_SECONDS = 300.0
 # Longer than a healthy generate-jitconfig round trip (a third of a second on GitHub.com).
@@ -76,6 +80,14 @@ class CredentialLimits:
             f"{JITCONFIG_WINDOW_KEY}:{identity}",
             settings.github_registrations_per_minute,
             60.0,
+        )
+        # delete-runner is an endpoint of its own with the same points a minute (5 a DELETE):
+        # a scale-down faster than that met GitHub's secondary limit on every removal past it.
+        self.removals = RedisSlidingWindow(
+            redis_client,
+            f"{REMOVAL_WINDOW_KEY}:{identity}",
+            settings.github_registrations_per_minute,
+            REMOVAL_WINDOW_SECONDS,
         )
         self.budget = RedisConcurrencyBudget(
             redis_client,
@@ -215,6 +227,13 @@ class Limits:
         if wait > 0:
             return wait
         return self.scope_window(scope).try_acquire()
+
+    def try_removal(self, credential: CredentialLimits) -> float:
+        """Room for one more delete-runner call of the credential this minute: 0.0 when
+        taken, else the seconds until there is."""
+        if self.unlimited:
+            return 0.0
+        return credential.removals.try_acquire()
 
     def scope_window(self, scope: GitHubScope) -> RedisSlidingWindow:
         return RedisSlidingWindow(
