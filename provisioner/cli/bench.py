@@ -146,9 +146,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grace",
         type=SECONDS,
-        default=60.0,
+        default=90.0,
         help="after scaling to 0, what is left counts as leaked once nothing has been removed "
-        "for this many seconds (default 60)",
+        "for this many seconds (default 90: removals past GitHub's per-minute limit of "
+        "delete-runner wait up to a minute)",
     )
     add_state_dir_flag(parser)
     add_settings_flags(parser)
