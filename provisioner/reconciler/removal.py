@@ -46,9 +46,6 @@ class RunnerRemover:
         result = RemovalResult()
         if not names:
             return result
-        names = self._within_minute(scale_set, names, result)
-        if not names:
-            return result
         # One removal is a GitHub round trip or two: done side by side, as many at once as
         # creations may talk to GitHub, so scaling 500 runners down does not take minutes.
         workers = max(1, min(len(names), self.runtime.settings.runner_creation_concurrency))
@@ -57,48 +54,56 @@ class RunnerRemover:
                 lambda name: self._remove_one(scale_set, name, why, (registered or {}).get(name)),
                 names,
             )
-            for name, outcome in zip(names, outcomes, strict=True):
+            for name, (outcome, wait) in zip(names, outcomes, strict=True):
                 getattr(result, outcome).append(name)
+                if wait is not None:
+                    result.retry_after = min(wait, result.retry_after or wait)
+        if result.deferred:
+            log.info(
+                "%s: %d removals wait %.1fs for GitHub's per-minute limit of delete-runner",
+                scale_set.key,
+                len(result.deferred),
+                result.retry_after or 0.0,
+            )
         return result
 
-    def _within_minute(
-        self, scale_set: ScaleSet, names: list[str], result: RemovalResult
-    ) -> list[str]:
-        """The names GitHub's points a minute let go now; the others are deferred."""
-        limits = self.runtime.limits
+    def _remove_one(
+        self, scale_set: ScaleSet, name: str, why: str, runner: Runner | None
+    ) -> tuple[str, float | None]:
+        """ "removed", "busy", "failed" or "deferred", and for "deferred" the seconds until
+        it may go."""
         try:
-            credential = self.runtime.github.credential(scale_set)
-        except Exception:  # an unusable Secret: each removal meets it and says so
-            return names
-        for index in range(len(names)):
-            wait = limits.try_removal(credential)
-            if wait > 0:
-                result.deferred = names[index:]
-                result.retry_after = wait
-                log.info(
-                    "%s: %d removals wait %.1fs for GitHub's per-minute limit of credential %s",
-                    scale_set.key,
-                    len(result.deferred),
-                    wait,
-                    credential.identity,
-                )
-                return names[:index]
-        return names
-
-    def _remove_one(self, scale_set: ScaleSet, name: str, why: str, runner: Runner | None) -> str:
-        """ "removed", "busy" or "failed"."""
-        try:
-            self.runtime.registrations.remove(scale_set, name, runner)
+            self.runtime.registrations.remove(
+                scale_set, name, runner, admit=lambda: self._admit(scale_set)
+            )
         except RunnerBusy:
-            return "busy"
+            return "busy", None
+        except RemovalDeferred as deferred:
+            return "deferred", deferred.retry_after
         except Exception as exc:
             log.warning("runner %s: could not remove its registration: %s", name, exc)
-            return "failed"
+            return "failed", None
         try:
             self.runtime.objects(scale_set).delete_runner_objects(name, owner_uid=scale_set.uid)
         except Exception as exc:
             log.warning("runner %s: could not delete its Pod/Secret: %s", name, exc)
-            return "failed"
+            return "failed", None
         log.info("runner %s removed (%s)", name, why)
         metrics.RUNNERS_REMOVED.labels(scale_set=scale_set.key, why=why).inc()
-        return "removed"
+        return "removed", None
+
+    def _admit(self, scale_set: ScaleSet) -> None:
+        """A place among the credential's delete-runner calls this minute, or RemovalDeferred
+        with no call made: past GitHub's points a minute every call would be refused."""
+        credential = self.runtime.github.credential(scale_set)
+        wait = self.runtime.limits.try_removal(credential)
+        if wait > 0:
+            raise RemovalDeferred(wait)
+
+
+class RemovalDeferred(Exception):
+    """The credential's delete-runner calls for this minute are spent."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"delete-runner calls of this minute spent; next in {retry_after:.1f}s")
+        self.retry_after = retry_after

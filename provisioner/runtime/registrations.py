@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+from collections.abc import Callable
 
 from provisioner.github import Runner
 from provisioner.github.errors import NotFound
@@ -59,9 +60,12 @@ class Registrations:
         name: str,
         runner: Runner | None = None,
         unlabelled_is_ours: bool = True,
+        admit: Callable[[], None] = lambda: None,
     ) -> Removal:
         """Remove the registration ``name`` (looked up unless ``runner`` is given).
-        RunnerBusy when it is running a job; other GitHub errors propagate."""
+        RunnerBusy when it is running a job; other GitHub errors propagate. ``admit`` is
+        called right before the delete-runner call, only when one is made; it may refuse by
+        raising."""
         if runner is None:
             runner = self.find(scale_set, name)
             if runner is None:
@@ -71,6 +75,7 @@ class Registrations:
                 "runner %s: its registration belongs to another scale set; left alone", name
             )
             return Removal.FOREIGN
+        admit()
         scope = self.github.scope(scale_set)
         self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
         # Gone already is fine: ephemeral runners deregister when their job ends.
