@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 # cannot be read: no event may come when the wait ends or the Secret is fixed.
 THROTTLED_RECHECK_SECONDS = 10.0
 SECRET_RECHECK_SECONDS = 30.0
+PROBE_RECHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ class ScaleSetReconciler:
             else:
                 failing = bool(self.creation_failures.describe(scale_set.key))
                 entries = self._plan_and_dispatch(scale_set, plan_creations(missing, failing))
+                if failing:
+                    # One probe at a time: look again soon, not only when a Pod or the
+                    # status changes, so a fixed cause brings the rest within seconds.
+                    requeue_after = _soonest([requeue_after, PROBE_RECHECK_SECONDS])
                 if self.dispatcher.synchronous:
                     observation = self._observe(scale_set)
                 else:
