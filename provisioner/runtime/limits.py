@@ -39,9 +39,10 @@ KUBE_BUCKET_KEY = "provisioner:limits:kube"
 CREATION_BUDGET_KEY = "provisioner:limits:creations"
 JITCONFIG_WINDOW_KEY = "provisioner:limits:jitconfig"
 REMOVAL_WINDOW_KEY = "provisioner:limits:delete-runner"
-# A little longer than GitHub's minute: a removal takes its place before its call leaves, and
-# GitHub counts the call when it arrives, up to a round trip later.
-REMOVAL_WINDOW_SECONDS = 61.0
+# The per-endpoint windows (generate-jitconfig, delete-runner) are a little longer than
+# GitHub's minute: a call takes its place before it leaves, and GitHub counts it when it
+# arrives, up to a round trip later (a 60 s window drew 429s at the minute's edge).
+ENDPOINT_WINDOW_SECONDS = 61.0
 SCOPE_WINDOW_KEY = "provisioner:limits:registrations"
 SCOPE_WINDOW_SECONDS = 300.0
 # Longer than a healthy generate-jitconfig round trip (a third of a second on GitHub.com).
@@ -79,7 +80,7 @@ class CredentialLimits:
             redis_client,
             f"{JITCONFIG_WINDOW_KEY}:{identity}",
             settings.github_registrations_per_minute,
-            60.0,
+            ENDPOINT_WINDOW_SECONDS,
         )
         # delete-runner is an endpoint of its own with the same points a minute (5 a DELETE):
         # a scale-down faster than that met GitHub's secondary limit on every removal past it.
@@ -87,7 +88,7 @@ class CredentialLimits:
             redis_client,
             f"{REMOVAL_WINDOW_KEY}:{identity}",
             settings.github_registrations_per_minute,
-            REMOVAL_WINDOW_SECONDS,
+            ENDPOINT_WINDOW_SECONDS,
         )
         self.budget = RedisConcurrencyBudget(
             redis_client,
