@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         10,
         ge=1,
         le=10_000,
-        description="Runner creations talking to GitHub at once, across all workers.",
+        description="Runner creations at once, across all workers: each credential's calls to "
+        "GitHub in flight, and every credential's Kubernetes writes together.",
     )
     runner_creation_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds one runner's creation may take, retries included."

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -237,21 +238,27 @@ class RunnerCreator:
         runtime = self.runtime
         objects = runtime.objects(scale_set)
         name = entry.name
+        jit: JitConfig | None = None
         if not progress.secret_written:
             jit = self._register(scale_set, name, lease, deadline)
             # A deletion or scale-down while GitHub answered: nothing more is made.
             if not runtime.ledger_wants(entry):
                 raise Cancelled
-            if jit is not None:
+        # The global ceiling is held around the Kubernetes writes only: a call waiting on a
+        # slow or hung GitHub counts against its own credential's share, never against the
+        # other tenants' creations.
+        with runtime.limits.global_slot(timeout=self._left(deadline)):
+            if not progress.secret_written:
+                if jit is not None:
+                    self._kube_token(deadline)
+                    if not objects.create_secret(scale_set, name, jit.encoded_jit_config):
+                        self._check_owner(objects.secret_owner(name), scale_set, f"Secret {name}")
+                progress.secret_written = True
+            if not progress.pod_written:
                 self._kube_token(deadline)
-                if not objects.create_secret(scale_set, name, jit.encoded_jit_config):
-                    self._check_owner(objects.secret_owner(name), scale_set, f"Secret {name}")
-            progress.secret_written = True
-        if not progress.pod_written:
-            self._kube_token(deadline)
-            if not objects.create_pod(scale_set, name):
-                self._check_owner(objects.pod_owner(name), scale_set, f"Pod {name}")
-            progress.pod_written = True
+                if not objects.create_pod(scale_set, name):
+                    self._check_owner(objects.pod_owner(name), scale_set, f"Pod {name}")
+                progress.pod_written = True
 
     def _register(
         self, scale_set: ScaleSet, name: str, lease: RunnerLease, deadline: float
@@ -288,27 +295,28 @@ class RunnerCreator:
         credential = runtime.github.credential(scale_set)
         labels = [*scale_set.labels, owner_label(scale_set.uid)]
         self._wait_for_credential(credential.paused_for(), "GitHub asked it to wait", deadline)
-        # The calls to GitHub in flight are bounded (it is the slow, rate-limited dependency):
-        # the credential's share first, then the global ceiling around the call itself. A
-        # creation holds no slot for its Kubernetes writes, which have their own bucket.
+        # A credential's calls to GitHub in flight are bounded by its share, as GitHub bounds
+        # them per credential.
         with self._share_slot(credential, scale_set, deadline):
-            while (wait := runtime.limits.try_registration(credential, scope)) > 0:
+            call = uuid.uuid4().hex
+            while (wait := runtime.limits.try_registration(credential, scope, call)) > 0:
                 self._wait_for_credential(wait, "registrations per minute or per scope", deadline)
-            runtime.limits.github_token(credential, timeout=self._left(deadline))
-            with runtime.limits.global_slot(timeout=self._left(deadline)):
-                try:
-                    return runtime.github.request(
-                        scale_set,
-                        lambda client: client.generate_jitconfig(
-                            scope, name, scale_set.runner_group_id, labels
-                        ),
-                    )
-                except NotFound as exc:
-                    raise PermanentFailure(
-                        outcome.REASON_GITHUB_NOT_FOUND,
-                        f"{exc}; check spec.githubConfigUrl ({scale_set.github_config_url}) "
-                        f"and spec.runnerGroupId ({scale_set.runner_group_id})",
-                    ) from None
+            try:
+                runtime.limits.github_token(credential, timeout=self._left(deadline))
+                return runtime.github.request(
+                    scale_set,
+                    lambda client: client.generate_jitconfig(
+                        scope, name, scale_set.runner_group_id, labels
+                    ),
+                )
+            except NotFound as exc:
+                raise PermanentFailure(
+                    outcome.REASON_GITHUB_NOT_FOUND,
+                    f"{exc}; check spec.githubConfigUrl ({scale_set.github_config_url}) "
+                    f"and spec.runnerGroupId ({scale_set.runner_group_id})",
+                ) from None
+            finally:
+                runtime.limits.registration_answered(credential, scope, call)
 
     @contextlib.contextmanager
     def _share_slot(

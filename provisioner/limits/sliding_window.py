@@ -1,7 +1,12 @@
 """At most ``limit`` events in any ``window`` seconds, shared by every process through Redis:
 the exact form of limits GitHub states that way (1,500 runner registrations per 5 minutes per
 scope; 180 generate-jitconfig calls a minute per credential). A token bucket cannot express
-them without either overshooting the window or wasting half of it. Redis's clock (TIME)."""
+them without either overshooting the window or wasting half of it. Redis's clock (TIME).
+
+An event whose moment of counting is unknown between its start and its end (GitHub counts a
+call when it arrives, somewhere within its round trip) takes its place at the start and is
+moved to its end once it is over: every event then counts from no earlier than GitHub counted
+it, so a place is only given while GitHub's own window has room too."""
 
 from __future__ import annotations
 
@@ -27,6 +32,16 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return string.format('%.6f', math.max(0.000001, tonumber(oldest[2]) + window - now))
 """
 
+# Moves an event taken earlier to now, in each window that still holds it.
+_END = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now, ARGV[1])
+end
+return 0
+"""
+
 _COUNT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -44,10 +59,19 @@ class RedisSlidingWindow:
         self.window = window
         self._take = redis_client.register_script(_TAKE)
         self._count = redis_client.register_script(_COUNT)
+        self._end = redis_client.register_script(_END)
 
-    def try_acquire(self) -> float:
-        """Count one event: 0.0 when it fits, else the seconds until one will."""
-        return float(self._take(keys=[self.key], args=[self.limit, self.window, uuid.uuid4().hex]))
+    def try_acquire(self, event: str | None = None) -> float:
+        """Count one event (named ``event``, to be ended later): 0.0 when it fits, else the
+        seconds until one will."""
+        return float(
+            self._take(keys=[self.key], args=[self.limit, self.window, event or uuid.uuid4().hex])
+        )
+
+    def end(self, event: str, client: redis.client.Pipeline | None = None) -> None:
+        """The event ``event`` is over: it counts from now for a whole window. ``client``: a
+        pipeline to queue the call on instead of making it now."""
+        self._end(keys=[self.key], args=[event], client=client)
 
     def acquire(self, timeout: float) -> None:
         """Waits for room up to ``timeout`` seconds; RateLimitExceeded after."""

@@ -5,8 +5,10 @@ from a listing is asked about by name, never assumed idle."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -92,13 +94,20 @@ class RunnerRemover:
         metrics.RUNNERS_REMOVED.labels(scale_set=scale_set.key, why=why).inc()
         return "removed", None
 
-    def _admit(self, scale_set: ScaleSet) -> None:
-        """A place among the credential's delete-runner calls this minute, or RemovalDeferred
-        with no call made: past GitHub's points a minute every call would be refused."""
+    @contextlib.contextmanager
+    def _admit(self, scale_set: ScaleSet) -> Iterator[None]:
+        """A place among the credential's delete-runner calls this minute, held around the
+        call, or RemovalDeferred with no call made: past GitHub's points a minute every call
+        would be refused."""
         credential = self.runtime.github.credential(scale_set)
-        wait = self.runtime.limits.try_removal(credential)
+        call = uuid.uuid4().hex
+        wait = self.runtime.limits.try_removal(credential, call)
         if wait > 0:
             raise RemovalDeferred(wait)
+        try:
+            yield
+        finally:
+            self.runtime.limits.removal_answered(credential, call)
 
 
 class RemovalDeferred(Exception):

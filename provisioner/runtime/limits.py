@@ -39,13 +39,14 @@ KUBE_BUCKET_KEY = "provisioner:limits:kube"
 CREATION_BUDGET_KEY = "provisioner:limits:creations"
 JITCONFIG_WINDOW_KEY = "provisioner:limits:jitconfig"
 REMOVAL_WINDOW_KEY = "provisioner:limits:delete-runner"
-# The per-endpoint windows (generate-jitconfig, delete-runner) are a little longer than
-# GitHub's minute: a call takes its place before it leaves, and GitHub counts it when it
-# arrives, up to a round trip later (a 60 s window drew 429s at the minute's edge).
-ENDPOINT_WINDOW_SECONDS = 61.0
+# GitHub's minute of points per endpoint (generate-jitconfig, delete-runner). A call takes its
+# place before it leaves and moves it to when its answer came: GitHub counts the call when it
+# arrives, within the round trip, and places stamped only at the start drew 429s at the
+# minute's edge whenever a call took long to leave (under load) or to arrive.
+ENDPOINT_WINDOW_SECONDS = 60.0
 SCOPE_WINDOW_KEY = "provisioner:limits:registrations"
 SCOPE_WINDOW_SECONDS = 300.0
-# Longer than a healthy generate-jitconfig round trip (a third of a second on GitHub.com).
+# Longer than a healthy Secret and Pod creation (tens of milliseconds).
 GLOBAL_SLOT_LEASE_SECONDS = 2.0
 # Credentials whose limits a process keeps at hand; long-lived so a credential in use keeps
 # its budget's lease renewer.
@@ -158,10 +159,10 @@ class Limits:
         self.kube_bucket = RedisTokenBucket(
             redis_client, KUBE_BUCKET_KEY, settings.kube_requests_per_second, settings.kube_burst
         )
-        # The ceiling over every credential's creations together. Its slots are not renewed:
-        # a call still waiting on a slow GitHub after a lease stops counting, so one tenant's
-        # hung calls cannot take every slot from the others. The credential's own share, whose
-        # slots are renewed, still bounds that tenant.
+        # The ceiling over every credential's creations together, held around their
+        # Kubernetes writes (a call waiting on GitHub holds only its credential's share). Its
+        # slots are not renewed: a write hung on an unresponsive API server stops counting
+        # after a lease.
         self.budget = RedisConcurrencyBudget(
             redis_client,
             CREATION_BUDGET_KEY,
@@ -206,7 +207,7 @@ class Limits:
 
     @contextlib.contextmanager
     def global_slot(self, timeout: float) -> Iterator[None]:
-        """One of the global ceiling's slots, held around a creation's GitHub call."""
+        """One of the global ceiling's slots, held around a creation's Kubernetes writes."""
         if self.unlimited:
             yield
             return
@@ -216,25 +217,48 @@ class Limits:
     def github_token(self, credential: CredentialLimits, timeout: float) -> None:
         self._token(credential.bucket, "github", timeout)
 
-    def try_registration(self, credential: CredentialLimits, scope: GitHubScope) -> float:
-        """Room for one more registration: the scope's cap, and the credential's points a
-        minute for generate-jitconfig. 0.0 when taken, else the seconds until there is."""
+    def try_registration(
+        self, credential: CredentialLimits, scope: GitHubScope, call: str
+    ) -> float:
+        """Room for one more registration, the generate-jitconfig ``call``: the scope's cap,
+        and the credential's points a minute. 0.0 when taken, else the seconds until there
+        is. A place taken is moved by ``registration_answered`` once the call is over."""
         if self.unlimited:
             return 0.0
         # The credential's minute first: it is the one that refuses most, and a refusal takes
         # nothing, whereas a scope registration taken before a refusal is not given back
         # (queued tasks retrying would fill the scope's 5 minutes with calls never made).
-        wait = credential.registrations.try_acquire()
+        wait = credential.registrations.try_acquire(call)
         if wait > 0:
             return wait
-        return self.scope_window(scope).try_acquire()
+        return self.scope_window(scope).try_acquire(call)
 
-    def try_removal(self, credential: CredentialLimits) -> float:
-        """Room for one more delete-runner call of the credential this minute: 0.0 when
-        taken, else the seconds until there is."""
+    def try_removal(self, credential: CredentialLimits, call: str) -> float:
+        """Room for one more delete-runner ``call`` of the credential this minute: 0.0 when
+        taken, else the seconds until there is. Moved by ``removal_answered``."""
         if self.unlimited:
             return 0.0
-        return credential.removals.try_acquire()
+        return credential.removals.try_acquire(call)
+
+    def registration_answered(
+        self, credential: CredentialLimits, scope: GitHubScope, call: str
+    ) -> None:
+        """The generate-jitconfig ``call`` is over (answered or not): its places count from
+        now, since GitHub counted it at some moment of its round trip."""
+        self._answered(call, credential.registrations, self.scope_window(scope))
+
+    def removal_answered(self, credential: CredentialLimits, call: str) -> None:
+        self._answered(call, credential.removals)
+
+    def _answered(self, call: str, *windows: RedisSlidingWindow) -> None:
+        """Best effort: with Redis away the places keep the call's start."""
+        if self.unlimited:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for window in windows:
+            window.end(call, client=pipe)
+        with contextlib.suppress(redis.RedisError):
+            pipe.execute()
 
     def scope_window(self, scope: GitHubScope) -> RedisSlidingWindow:
         return RedisSlidingWindow(

@@ -60,12 +60,12 @@ class Registrations:
         name: str,
         runner: Runner | None = None,
         unlabelled_is_ours: bool = True,
-        admit: Callable[[], None] = lambda: None,
+        admit: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> Removal:
         """Remove the registration ``name`` (looked up unless ``runner`` is given).
-        RunnerBusy when it is running a job; other GitHub errors propagate. ``admit`` is
-        called right before the delete-runner call, only when one is made; it may refuse by
-        raising."""
+        RunnerBusy when it is running a job; other GitHub errors propagate. ``admit()`` is
+        entered right before the delete-runner call and left once it is over, only when a
+        call is made; it may refuse by raising."""
         if runner is None:
             runner = self.find(scale_set, name)
             if runner is None:
@@ -75,10 +75,10 @@ class Registrations:
                 "runner %s: its registration belongs to another scale set; left alone", name
             )
             return Removal.FOREIGN
-        admit()
-        scope = self.github.scope(scale_set)
-        self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
-        # Gone already is fine: ephemeral runners deregister when their job ends.
-        with contextlib.suppress(NotFound):
-            self.github.request(scale_set, lambda c: c.delete_runner(scope, runner.id))
+        with admit():
+            scope = self.github.scope(scale_set)
+            self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
+            # Gone already is fine: ephemeral runners deregister when their job ends.
+            with contextlib.suppress(NotFound):
+                self.github.request(scale_set, lambda c: c.delete_runner(scope, runner.id))
         return Removal.REMOVED

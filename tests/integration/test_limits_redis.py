@@ -19,14 +19,15 @@ import redis
 
 from provisioner.config import Settings
 from provisioner.devenv.redis_server import LocalRedis
-from provisioner.github import RateLimitInfo
+from provisioner.github import GitHubScope, RateLimitInfo
 from provisioner.limits import (
     RateLimitExceeded,
     RedisConcurrencyBudget,
+    RedisSlidingWindow,
     RedisTokenBucket,
 )
 from provisioner.runtime.credentials import CredentialRecords
-from provisioner.runtime.limits import CredentialLimits
+from provisioner.runtime.limits import CredentialLimits, Limits
 
 pytestmark = pytest.mark.integration
 
@@ -197,6 +198,37 @@ def test_a_budget_of_three_never_has_more_than_three_holders(redis_url):
     assert len(done) == 10
     assert most == 3
     assert max(seen_in_use) <= 3
+
+
+def test_a_call_counts_in_its_window_from_when_it_was_answered(client):
+    """GitHub counts a call when it arrives, somewhere in its round trip: a place stamped
+    only when the call left frees up too early, and the next minute's first calls can land
+    inside GitHub's. Ended at the answer, the place frees a whole window after it."""
+    window = RedisSlidingWindow(client, "window:answered", 2, 1.0)
+    assert window.try_acquire("first") == 0.0
+    assert window.try_acquire("second") == 0.0
+    time.sleep(0.5)  # the calls' round trip
+    window.end("first")
+    window.end("second")
+    time.sleep(0.6)  # a window after the calls left, half a window after their answers
+    wait = window.try_acquire("third")
+    assert 0.3 < wait <= 0.5, wait
+    time.sleep(wait)
+    assert window.try_acquire("third") == 0.0
+
+
+def test_an_answered_registration_moves_its_credential_and_scope_places(client):
+    settings = Settings(github_registrations_per_minute=1, github_scope_registrations=1)
+    limits = Limits(settings, client)
+    credential = limits.credential("pat:answered")
+    scope = GitHubScope.parse("https://github.com/answered-org")
+    assert limits.try_registration(credential, scope, "call") == 0.0
+    time.sleep(0.3)
+    limits.registration_answered(credential, scope, "call")
+    # Each window now frees its place a whole window after the answer, not after the start.
+    assert 59.9 < credential.registrations.try_acquire("next") <= 60.0
+    assert 299.9 < limits.scope_window(scope).try_acquire("next") <= 300.0
+    limits.close()
 
 
 def test_a_slot_is_released_when_the_block_raises(client):

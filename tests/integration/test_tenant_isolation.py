@@ -18,7 +18,6 @@ from kubernetes import client as k8s
 from provisioner.devenv.pipeline import scale_set_manifest
 from provisioner.github.auth import PatCredentials
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
-from provisioner.runtime.limits import GLOBAL_SLOT_LEASE_SECONDS
 from tests.fixtures.ghsim import GHSIM_SECOND_TOKEN, GHSIM_THIRD_TOKEN, GHSIM_TOKEN
 from tests.fixtures.pipeline import TestPipeline as Pipeline
 from tests.fixtures.pipeline import wait_until
@@ -185,11 +184,10 @@ def test_a_revoked_tenant_costs_the_other_nothing_and_recovers_once_its_secret_i
     _scale_to_zero_without_leaks(pipeline)
 
 
-def test_a_slow_tenant_holds_the_other_back_one_global_lease_at_most(pipeline):
-    """A's hung calls count against the global ceiling for one lease, not for as long as they
-    hang (the GitHub request timeout, twice per creation). The issue's 1.5x of B alone is not
-    met yet when B alone takes about a second: B pays that lease once (see the closing note
-    of this change); before, B waited out A's timeouts (about 20 s)."""
+def test_a_slow_tenant_costs_the_other_nothing(pipeline):
+    """A's hung calls hold A's own share of the creations and nothing of the global ceiling,
+    which covers only the Kubernetes writes: B does not wait for A's calls to time out or
+    for their slots to lapse."""
     _start_tenants(pipeline)
     alone = _b_alone(pipeline)
     # Each of A's calls takes longer than a runner's whole creation may (20 s here).
@@ -199,9 +197,6 @@ def test_a_slow_tenant_holds_the_other_back_one_global_lease_at_most(pipeline):
     wait_until(lambda: (pipeline.scale_set(A).get("status") or {}).get("inFlight"), 30, "A's batch")
     time.sleep(1)  # A's first calls are on their way
 
-    with_a = _time_b(pipeline)
-    print(f"slow: B alone {alone:.1f}s, B with A {with_a:.1f}s")
-    bound = SLOWDOWN * alone + GLOBAL_SLOT_LEASE_SECONDS + 1.0
-    assert with_a < bound, f"B took {with_a:.1f}s with A slow, {alone:.1f}s alone"
+    _assert_b_unaffected(pipeline, alone, "slow")
     pipeline.ghsim.admin.restore_credential(token=TOKEN_A)
     _scale_to_zero_without_leaks(pipeline)
