@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import redis
@@ -30,15 +31,30 @@ log = logging.getLogger(__name__)
 
 # Raises when this process may no longer act as the leader (kube.leader.LostLeadership).
 Fence = Callable[[], None]
+# Called with the error when a batch handed on was not enqueued.
+NotEnqueued = Callable[[Exception], None]
+
+# Batches enqueued at once, each in a thread of its own: enqueueing costs about half a
+# millisecond a task, so a batch of thousands would otherwise hold the reconcile loop (and every
+# other scale set's scale-up) for seconds.
+ENQUEUE_THREADS = 4
 
 
 class Dispatcher(Protocol):
-    # True when dispatch returns only after the runners were created.
+    # True when dispatch returns only after the runners were created (errors raise); false
+    # when it returns at once and reports a batch it could not hand on to ``not_enqueued``.
     synchronous: bool
 
     def dispatch(
-        self, scale_set: ScaleSet, batch_id: str, entries: list[LedgerEntry], fence: Fence
+        self,
+        scale_set: ScaleSet,
+        batch_id: str,
+        entries: list[LedgerEntry],
+        fence: Fence,
+        not_enqueued: NotEnqueued,
     ) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def batch_payload(scale_set: ScaleSet, batch_id: str) -> dict[str, Any]:
@@ -48,7 +64,7 @@ def batch_payload(scale_set: ScaleSet, batch_id: str) -> dict[str, Any]:
 class ChordDispatcher:
     """One ``create_runner`` task per runner, and ``summarize_batch`` when all have answered,
     on the least loaded shard queue. Tasks are sent by name: the reconciler needs none of the
-    workers' code."""
+    workers' code. A batch is enqueued in the dispatcher's threads while the caller goes on."""
 
     synchronous = False
 
@@ -57,21 +73,64 @@ class ChordDispatcher:
         self.redis = redis_client
         self._app: Celery | None = None
         self._app_lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(ENQUEUE_THREADS, thread_name_prefix="enqueue")
+        # Tasks of each shard queue handed to the threads and not yet all in Redis.
+        self._enqueuing: dict[str, int] = {}
+        self._enqueuing_lock = threading.Lock()
 
     def dispatch(
-        self, scale_set: ScaleSet, batch_id: str, entries: list[LedgerEntry], fence: Fence
+        self,
+        scale_set: ScaleSet,
+        batch_id: str,
+        entries: list[LedgerEntry],
+        fence: Fence,
+        not_enqueued: NotEnqueued,
     ) -> None:
-        app = self._celery()
-        queue = least_loaded_shard(self.redis)
-        header = [
-            app.signature(CREATE_RUNNER, args=(entry.to_dict(), scale_set.generation), queue=queue)
-            for entry in entries
-        ]
-        callback = app.signature(
-            SUMMARIZE_BATCH, args=(batch_payload(scale_set, batch_id),), queue=queue
+        try:
+            with self._enqueuing_lock:
+                queue = least_loaded_shard(self.redis, self._enqueuing)
+                self._enqueuing[queue] = self._enqueuing.get(queue, 0) + len(entries)
+        except Exception as exc:
+            log.warning("batch %s of %s not enqueued: %s", batch_id, scale_set.key, exc)
+            not_enqueued(exc)
+            return
+        self._threads.submit(
+            self._enqueue, scale_set, batch_id, entries, queue, fence, not_enqueued
         )
-        fence()
-        chord(header, app=app)(callback)
+
+    def close(self) -> None:
+        """Waits for the batches being enqueued."""
+        self._threads.shutdown(wait=True)
+
+    def _enqueue(
+        self,
+        scale_set: ScaleSet,
+        batch_id: str,
+        entries: list[LedgerEntry],
+        queue: str,
+        fence: Fence,
+        not_enqueued: NotEnqueued,
+    ) -> None:
+        try:
+            app = self._celery()
+            header = [
+                app.signature(
+                    CREATE_RUNNER, args=(entry.to_dict(), scale_set.generation), queue=queue
+                )
+                for entry in entries
+            ]
+            callback = app.signature(
+                SUMMARIZE_BATCH, args=(batch_payload(scale_set, batch_id),), queue=queue
+            )
+            fence()
+            chord(header, app=app)(callback)
+        except Exception as exc:
+            log.warning("batch %s of %s not enqueued: %s", batch_id, scale_set.key, exc)
+            not_enqueued(exc)
+            return
+        finally:
+            with self._enqueuing_lock:
+                self._enqueuing[queue] -= len(entries)
         log.info(
             "batch %s of %s: %d runners enqueued on %s",
             batch_id,
@@ -101,7 +160,12 @@ class SequentialDispatcher:
         self.on_progress: Callable[[], None] = lambda: None
 
     def dispatch(
-        self, scale_set: ScaleSet, batch_id: str, entries: list[LedgerEntry], fence: Fence
+        self,
+        scale_set: ScaleSet,
+        batch_id: str,
+        entries: list[LedgerEntry],
+        fence: Fence,
+        not_enqueued: NotEnqueued,
     ) -> None:
         started = time.time()
         results: list[CreationResult] = []
@@ -118,3 +182,6 @@ class SequentialDispatcher:
             self.runtime.api,
             summarize(results, scale_set.key, batch_id, time.time() - started),
         )
+
+    def close(self) -> None:
+        """Nothing of it runs once dispatch has returned."""

@@ -67,7 +67,13 @@ class Reconciler:
             identity=f"{socket.gethostname()}-{os.getpid()}",
             on_started_leading=self._resync,
         )
-        self.scale_sets = ScaleSetReconciler(self.runtime, dispatcher, fence=self.elector.check)
+        self.dispatcher = dispatcher
+        self.scale_sets = ScaleSetReconciler(
+            self.runtime,
+            dispatcher,
+            fence=self.elector.check,
+            requeue=lambda key, delay: self.queue.add(key, delay=delay),
+        )
         self._seen_specs: dict[str, tuple[object, ...]] = {}
         self.gc = GarbageCollector(self.runtime, fence=self.elector.check)
 
@@ -88,6 +94,7 @@ class Reconciler:
             self._work()
         finally:
             self.stopping.set()
+            self.dispatcher.close()
             self.elector.stop(release=True)
             self.runtime.close()
 

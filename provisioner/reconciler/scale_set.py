@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 THROTTLED_RECHECK_SECONDS = 10.0
 SECRET_RECHECK_SECONDS = 30.0
 PROBE_RECHECK_SECONDS = 0.2
+# How soon to plan again a batch that could not be enqueued (Redis away, most likely).
+NOT_ENQUEUED_RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def _no_fence() -> None:
     return None
 
 
+def _no_requeue(key: str, delay: float) -> None:
+    return None
+
+
 class ScaleSetReconciler:
     def __init__(
         self,
@@ -83,11 +90,15 @@ class ScaleSetReconciler:
         dispatcher: Dispatcher,
         fence: Fence = _no_fence,
         rng: random.Random | None = None,
+        requeue: Callable[[str, float], None] = _no_requeue,
     ):
+        """``requeue(key, delay)``: look at the scale set again after ``delay`` seconds (a
+        pass started for a reason found after it returned)."""
         self.runtime = runtime
         self.settings = runtime.settings
         self.dispatcher = dispatcher
         self.fence = fence
+        self.requeue = requeue
         self.rng = rng or random.Random()
         self.custom = k8s.CustomObjectsApi(runtime.api)
         self.remover = RunnerRemover(runtime)
@@ -316,13 +327,22 @@ class ScaleSetReconciler:
         self.runtime.ledger.record(entries)
         BatchProgress(self.runtime.redis).start(batch_id, scale_set.key, len(entries))
         log.info("%s: planned %d runners (batch %s)", scale_set.key, count, batch_id)
-        try:
-            self.dispatcher.dispatch(scale_set, batch_id, entries, self.fence)
-        except Exception:
-            if not self.dispatcher.synchronous:
-                # Not enqueued: forget the plan so the next pass makes it again.
+
+        def not_enqueued(error: Exception) -> None:
+            # Forget the plan so that a pass soon makes it again (left in the ledger, the
+            # runners would count as in flight until their deadline).
+            try:
                 self.runtime.ledger.remove(entries)
-            raise
+            except Exception as exc:
+                log.warning(
+                    "%s: batch %s stays planned until its deadline: %s",
+                    scale_set.key,
+                    batch_id,
+                    exc,
+                )
+            self.requeue(scale_set.key, NOT_ENQUEUED_RECHECK_SECONDS)
+
+        self.dispatcher.dispatch(scale_set, batch_id, entries, self.fence, not_enqueued)
         return entries
 
     # Scale down.

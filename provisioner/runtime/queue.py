@@ -4,6 +4,8 @@ import; the dispatcher sends tasks by name, so it needs none of the workers' cod
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import redis
 from celery import Celery
 
@@ -22,15 +24,19 @@ def shard_queues() -> list[str]:
     return [f"{QUEUE}.{index}" for index in range(SHARDS)]
 
 
-def least_loaded_shard(redis_client: redis.Redis) -> str:
-    """The shard queue with the fewest waiting tasks (an idle one when there is one), so two
-    batches queued at once share a queue only when more than SHARDS are queued."""
+def least_loaded_shard(redis_client: redis.Redis, enqueuing: Mapping[str, int]) -> str:
+    """The shard queue with the fewest waiting tasks (an idle one when there is one), counting
+    those still ``enqueuing`` by this process, so two batches queued at once share a queue only
+    when more than SHARDS are queued."""
     queues = shard_queues()
     pipe = redis_client.pipeline(transaction=False)
     for queue in queues:
         pipe.llen(queue)
     lengths = pipe.execute()
-    return min(zip(lengths, queues, strict=True))[1]
+    loads = [
+        int(length) + enqueuing.get(queue, 0) for length, queue in zip(lengths, queues, strict=True)
+    ]
+    return min(zip(loads, queues, strict=True))[1]
 
 
 def visibility_timeout(settings: Settings) -> int:

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.ledger import Ledger, LedgerEntry
+from provisioner.runtime.queue import CREATE_RUNNER
 from tests.fixtures.pipeline import wait_until
 
 pytestmark = pytest.mark.integration
@@ -110,7 +111,7 @@ def _jit_runner(encoded: str) -> dict:
     return json.loads(base64.b64decode(files[".runner"]))
 
 
-def test_a_redelivered_task_beside_a_live_first_attempt_keeps_the_first_runner(pipeline):
+def test_a_redelivered_task_beside_a_live_first_attempt_keeps_the_first_runner(pipeline, send_task):
     creation_timeout = 5
     old_lock_ttl = creation_timeout + 10  # before the fix: never renewed, then free
     slow_answer_s = old_lock_ttl + 7
@@ -131,10 +132,6 @@ def test_a_redelivered_task_beside_a_live_first_attempt_keeps_the_first_runner(p
     entry = LedgerEntry(**fields)
     Ledger(redis.Redis.from_url(pipeline.redis_url)).record([entry])
 
-    from provisioner.config import load_settings
-    from provisioner.runtime.queue import make_celery
-
-    app = make_celery(load_settings({"redis_url": pipeline.redis_url}))
     # The first attempt's registration is made at once, its answer arrives late.
     pipeline.ghsim.admin.configure(
         slow_rate=1.0,
@@ -142,11 +139,11 @@ def test_a_redelivered_task_beside_a_live_first_attempt_keeps_the_first_runner(p
         fault_endpoint=JITCONFIG,
         faults_take_effect=True,
     )
-    first = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None])
+    first = send_task(CREATE_RUNNER, [entry.to_dict(), None])
     registered = wait_until(pipeline.ghsim.admin.registrations, 30, "the first registration")
     pipeline.ghsim.admin.configure(slow_rate=0.0)
     # The redelivery (as after a visibility timeout) while the first attempt still waits.
-    second = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None])
+    second = send_task(CREATE_RUNNER, [entry.to_dict(), None])
     results = [first.get(timeout=90), second.get(timeout=90)]
 
     assert results[0]["seconds"] > old_lock_ttl, results[0]

@@ -26,7 +26,7 @@ from provisioner.ledger import Ledger, LedgerEntry
 from provisioner.naming import owner_label
 from provisioner.reconciler.gc import GarbageCollector
 from provisioner.runtime import Runtime
-from provisioner.runtime.queue import make_celery
+from provisioner.runtime.queue import CREATE_RUNNER
 from tests.fixtures.pipeline import TestPipeline as Pipeline
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_same_named_scale_sets_in_one_organisation_keep_to_their_own_runners(
 
 
 def test_a_creation_never_deletes_another_scale_sets_registration_of_that_name(
-    pipeline, second_namespace
+    pipeline, second_namespace, send_task
 ):
     first, second = pipeline.namespace, second_namespace
     pipeline.start_workers(1)
@@ -156,10 +156,7 @@ def test_a_creation_never_deletes_another_scale_sets_registration_of_that_name(
     taken = sorted(theirs)[0]
     entry = LedgerEntry(f"{first}/{NAME}", taken, "batch-collide", time.time() + 120)
     Ledger(redis.Redis.from_url(pipeline.redis_url)).record([entry])
-    app = make_celery(load_settings({"redis_url": pipeline.redis_url}))
-    result = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None]).get(
-        timeout=60
-    )
+    result = send_task(CREATE_RUNNER, [entry.to_dict(), None]).get(timeout=60)
 
     assert (result["outcome"], result["reason"]) == (
         "failed",

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client as k8s
 
 from provisioner.ledger import Ledger, LedgerEntry
+from provisioner.runtime.queue import CREATE_RUNNER
 from tests.fixtures.pipeline import wait_until
 
 pytestmark = pytest.mark.integration
@@ -99,7 +100,7 @@ def test_two_workers_together_keep_to_the_global_github_rate(pipeline):
     assert _throttled(counters) == 0, counters
 
 
-def test_a_task_delivered_twice_creates_one_runner(pipeline):
+def test_a_task_delivered_twice_creates_one_runner(pipeline, send_task):
     import redis
 
     pipeline.start_workers(2)
@@ -108,12 +109,8 @@ def test_a_task_delivered_twice_creates_one_runner(pipeline):
     entry = LedgerEntry(scale_set, "runners-twice", "batch-1", time.time() + 120)
     Ledger(redis.Redis.from_url(pipeline.redis_url)).record([entry])
 
-    from provisioner.config import load_settings
-    from provisioner.runtime.queue import make_celery
-
-    app = make_celery(load_settings({"redis_url": pipeline.redis_url}))
-    first = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None])
-    second = app.send_task("provisioner.create_runner", args=[entry.to_dict(), None])
+    first = send_task(CREATE_RUNNER, [entry.to_dict(), None])
+    second = send_task(CREATE_RUNNER, [entry.to_dict(), None])
     outcomes = sorted([first.get(timeout=60)["outcome"], second.get(timeout=60)["outcome"]])
 
     assert outcomes == ["created", "skipped"]
