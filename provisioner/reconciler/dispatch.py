@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import redis
-from celery import Celery, chord
+from celery import Celery, Signature, chord
 
 from provisioner.config import Settings
 from provisioner.creation.creator import RunnerCreator
@@ -113,12 +113,7 @@ class ChordDispatcher:
     ) -> None:
         try:
             app = self._celery()
-            header = [
-                app.signature(
-                    CREATE_RUNNER, args=(entry.to_dict(), scale_set.generation), queue=queue
-                )
-                for entry in entries
-            ]
+            header = [_create_runner(app, entry, scale_set.generation, queue) for entry in entries]
             callback = app.signature(
                 SUMMARIZE_BATCH, args=(batch_payload(scale_set, batch_id),), queue=queue
             )
@@ -144,6 +139,15 @@ class ChordDispatcher:
             if self._app is None:
                 self._app = make_celery(self.settings)
             return self._app
+
+
+def _create_runner(app: Celery, entry: LedgerEntry, generation: int, queue: str) -> Signature:
+    args = (entry.to_dict(), generation)
+    # The arguments as Flower shows them, made by repr() in C: Celery's own safe repr of each
+    # task's arguments was a tenth of the time a batch took to enqueue.
+    return app.signature(
+        CREATE_RUNNER, args=args, queue=queue, argsrepr=repr(args), kwargsrepr="{}"
+    )
 
 
 class SequentialDispatcher:
