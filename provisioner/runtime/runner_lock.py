@@ -144,22 +144,24 @@ class RunnerLocks:
 
     def _renew_forever(self) -> None:
         while not self._stopped.wait(RENEW_EVERY_SECONDS * self.lease / LEASE_SECONDS):
+            # Held across the renewal: a lock released meanwhile would otherwise be taken
+            # again by the renewal (which retakes a lock it finds gone) for a whole lease.
             with self._lock:
                 leases = list(self._held.values())
-            if not leases:
-                continue
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                for lease in leases:
-                    self._renew(
-                        keys=[lock_key(lease.name)],
-                        args=[lease.token, int(self.lease * 1000)],
-                        client=pipe,
-                    )
-                renewed = pipe.execute()
-            except redis.RedisError as exc:
-                log.warning("runner locks: renewal failed (%s); retrying", exc)
-                continue
+                if not leases:
+                    continue
+                try:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for lease in leases:
+                        self._renew(
+                            keys=[lock_key(lease.name)],
+                            args=[lease.token, int(self.lease * 1000)],
+                            client=pipe,
+                        )
+                    renewed = pipe.execute()
+                except redis.RedisError as exc:
+                    log.warning("runner locks: renewal failed (%s); retrying", exc)
+                    continue
             now = time.monotonic()
             for lease, ok in zip(leases, renewed, strict=True):
                 if ok:

@@ -3,6 +3,7 @@ them, given up when another holder has the runner."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -46,3 +47,21 @@ def test_a_lock_another_holder_took_is_lost(redis_url):
         client.set(lock_key("r-3"), "someone-else")
         time.sleep(LEASE)
         assert not lease.held
+
+
+def test_a_released_lock_stays_free_when_a_renewal_was_under_way(redis_url):
+    """A renewal pass that began while a lock was held must not take it again once it is
+    released: the next delivery of that runner would wait a whole lease for nobody (seen in
+    the API server outage test: one runner 14 s late)."""
+    client = redis.Redis.from_url(redis_url)
+    locks = RunnerLocks(client, lease=0.3)  # a renewal pass every 0.1 s
+    names = [f"released-{i}" for i in range(300)]
+    for _ in range(10):
+        with contextlib.ExitStack() as held:
+            for name in names:
+                held.enter_context(locks.hold(name, wait=1))
+            time.sleep(0.05)
+        time.sleep(0.05)  # a pass under way when the last ones were released has ended
+        taken_again = [name for name in names if client.exists(lock_key(name))]
+        assert taken_again == [], f"{len(taken_again)} released locks held again"
+    locks.close()
