@@ -49,10 +49,17 @@ MIN_ATTEMPT_SECONDS = 1.0
 # A wait GitHub asks of a credential longer than this is not sat out in a worker thread: the
 # task goes back to the queue until then, and other tenants' creations use the thread.
 REQUEUE_AFTER_SECONDS = 1.0
-# A task waits this long for one of its credential's creation slots, then comes back this much
-# later, so a busy or slow credential's creations do not fill the worker threads.
+# A task waits in its thread for one of its credential's creation slots while the slots'
+# turnover says one comes within SHARE_PATIENCE_SECONDS (twice that in all at most), and
+# SHARE_WAIT_SECONDS when none was released lately (the calls are slow or hung, or just
+# started). Otherwise it comes back when its slot is expected (SHARE_RECHECK_SECONDS when that
+# is unknown): a busy or slow credential's creations do not fill the worker threads, and the
+# slots of a credential whose calls are answered in a few hundred milliseconds are not left
+# unused while its creations sit out a countdown.
+SHARE_PATIENCE_SECONDS = 1.5
 SHARE_WAIT_SECONDS = 0.5
 SHARE_RECHECK_SECONDS = 1.0
+SHARE_RECHECK_MIN_SECONDS = 0.5
 
 
 class Cancelled(Exception):
@@ -325,15 +332,21 @@ class RunnerCreator:
         """The credential's share slot. A task waits for one only briefly: a credential whose
         calls GitHub answers slowly may hold its slots long, and the thread serves other
         tenants meanwhile; the task comes back a moment later."""
-        wait = SHARE_WAIT_SECONDS if self.requeue_when_paused else self._left(deadline)
+        if self.requeue_when_paused:
+            wait, patience = SHARE_WAIT_SECONDS, SHARE_PATIENCE_SECONDS
+        else:
+            wait, patience = self._left(deadline), None
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(self.runtime.limits.share_slot(credential, wait, scale_set.key))
-            except RateLimitExceeded:
+                held.enter_context(
+                    self.runtime.limits.share_slot(credential, wait, scale_set.key, patience)
+                )
+            except RateLimitExceeded as exc:
                 if not self.requeue_when_paused:
                     raise
+                expected = exc.retry_after or SHARE_RECHECK_SECONDS
                 raise CredentialPaused(
-                    SHARE_RECHECK_SECONDS, "its creation slots are busy"
+                    max(SHARE_RECHECK_MIN_SECONDS, expected), "its creation slots are busy"
                 ) from None
             yield
 

@@ -17,6 +17,7 @@ from typing import cast
 import redis
 
 from provisioner.limits.errors import RateLimitExceeded
+from provisioner.limits.slot_wait import HOLD_MEMORY_SECONDS, HOLD_WEIGHT, Turnover, wait_left
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,41 @@ _RELEASE_RETRY = 0.5
 # How long a group refused a slot counts as waiting for one: longer than a waiter's pause
 # between two tries (a creation that found no slot comes back about a second later).
 GROUP_MEMORY_SECONDS = 3.0
+# A waiter that left without saying so (its process died) stops counting after this long.
+WAITER_MEMORY_SECONDS = 10.0
 
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
+# Refused, a holder joins the waiters (in the order they came) and learns its place, how long
+# slots were held lately (on average, and the oldest held now; -1 when unknown) and the limit,
+# so it can judge how long its wait will be.
 _TAKE = (
     _NOW
     + """
+local function refuse(limit)
+  local memory = tonumber(ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - memory)
+  redis.call('ZADD', KEYS[4], 'NX', now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], math.ceil(memory * 1000))
+  local place = redis.call('ZRANK', KEYS[4], ARGV[1]) + 1
+  local mean = tonumber(redis.call('GET', KEYS[6]))
+  local oldest = now
+  local taken = redis.call('HGETALL', KEYS[5])
+  for i = 1, #taken, 2 do
+    if redis.call('ZSCORE', KEYS[1], taken[i]) then
+      oldest = math.min(oldest, tonumber(taken[i + 1]))
+    else
+      redis.call('HDEL', KEYS[5], taken[i])
+    end
+  end
+  if not mean then
+    return {0, place, -1, 0, limit}
+  end
+  return {0, place, math.floor(mean * 1000), math.floor((now - oldest) * 1000), limit}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[3])
 local override = tonumber(redis.call('GET', KEYS[2]))
@@ -51,7 +78,7 @@ local full = redis.call('ZCARD', KEYS[1]) >= limit
 local group = ARGV[4]
 if group == '' then
   if full then
-    return 0
+    return refuse(limit)
   end
 else
   -- Groups refused a slot lately are waiting for one. While others wait, a group at its
@@ -76,13 +103,16 @@ else
     local remember = tonumber(ARGV[5])
     redis.call('ZADD', KEYS[3], now + remember, group)
     redis.call('PEXPIRE', KEYS[3], math.ceil(remember * 2000))
-    return 0
+    return refuse(limit)
   end
 end
+redis.call('ZREM', KEYS[4], ARGV[1])
 local lease = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 2000))
-return 1
+redis.call('HSET', KEYS[5], ARGV[1], now)
+redis.call('PEXPIRE', KEYS[5], math.ceil(lease * 2000))
+return {1}
 """
 )
 
@@ -99,13 +129,28 @@ return 1
 """
 )
 
-_RELEASE = """
+# A release wakes one waiter and adds its slot's hold to the running mean of holds.
+_RELEASE = (
+    _NOW
+    + """
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
 redis.call('PEXPIRE', KEYS[2], 60000)
+local since = tonumber(redis.call('HGET', KEYS[3], ARGV[1]))
+if since then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  local hold = now - since
+  local mean = tonumber(redis.call('GET', KEYS[4]))
+  if mean then
+    local weight = tonumber(ARGV[3])
+    hold = mean + weight * (hold - mean)
+  end
+  redis.call('SET', KEYS[4], tostring(hold), 'EX', tonumber(ARGV[4]))
+end
 return removed
 """
+)
 
 _IN_USE = (
     _NOW
@@ -143,6 +188,9 @@ class RedisConcurrencyBudget:
         self._limit_key = f"{key}:limit"
         self._wake_key = f"{key}:released"
         self._groups_key = f"{key}:groups"
+        self._waiting_key = f"{key}:waiting"
+        self._taken_key = f"{key}:taken"
+        self._hold_key = f"{key}:hold"
         self._take = redis_client.register_script(_TAKE)
         self._renew = redis_client.register_script(_RENEW)
         self._release = redis_client.register_script(_RELEASE)
@@ -156,18 +204,23 @@ class RedisConcurrencyBudget:
         self._wake = threading.Event()
 
     @contextlib.contextmanager
-    def slot(self, timeout: float, group: str = "") -> Iterator[str]:
+    def slot(self, timeout: float, group: str = "", patience: float | None = None) -> Iterator[str]:
         """Hold a slot for the block; RateLimitExceeded when none is free within ``timeout``.
         Yields the holder id. Holders naming a ``group`` share the limit fairly: while other
-        groups wait for a slot, a group at its equal part leaves the next free one to them."""
-        holder = self._acquire(timeout, group)
+        groups wait for a slot, a group at its equal part leaves the next free one to them.
+
+        With ``patience``, a holder judges by how the slots turn over: it keeps waiting
+        while its slot is expected within ``patience`` (twice that in all at most) and gives
+        up as soon as it is not (RateLimitExceeded with the expected wait as
+        ``retry_after``); ``timeout`` applies while no slot was released lately."""
+        holder = self._acquire(timeout, group, patience)
         try:
             yield holder
         finally:
             with self._held_lock:
                 self._held.discard(holder)
             try:
-                self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+                self._release_slot(holder)
             except redis.RedisError:
                 # Redis is away: the slot is given back once it is here again, rather than
                 # staying taken (by no one) for the rest of its lease.
@@ -206,11 +259,11 @@ class RedisConcurrencyBudget:
         self._stopped.set()
         self._wake.set()
 
-    def _acquire(self, timeout: float, group: str) -> str:
+    def _acquire(self, timeout: float, group: str, patience: float | None) -> str:
         if "|" in group:
             raise ValueError(f"group of budget {self.key} must not contain '|': {group!r}")
         holder = f"{group}|{uuid.uuid4().hex}" if group else uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         # Registered before taking, so a lease taken just before a renewal round is renewed.
         if self.renew:
             with self._held_lock:
@@ -218,23 +271,58 @@ class RedisConcurrencyBudget:
                 self._ensure_renewer()
         try:
             while True:
-                if self._take(
-                    keys=[self.key, self._limit_key, self._groups_key],
-                    args=[holder, self.lease, self.configured_limit, group, GROUP_MEMORY_SECONDS],
-                ):
+                answer = self._take(
+                    keys=[
+                        self.key,
+                        self._limit_key,
+                        self._groups_key,
+                        self._waiting_key,
+                        self._taken_key,
+                        self._hold_key,
+                    ],
+                    args=[
+                        holder,
+                        self.lease,
+                        self.configured_limit,
+                        group,
+                        GROUP_MEMORY_SECONDS,
+                        WAITER_MEMORY_SECONDS,
+                    ],
+                )
+                if int(answer[0]):
                     return holder
-                left = deadline - time.monotonic()
+                mean_ms = int(answer[2])
+                turnover = Turnover(
+                    place=int(answer[1]),
+                    mean_hold=mean_ms / 1000 if mean_ms >= 0 else None,
+                    oldest_hold=int(answer[3]) / 1000,
+                    limit=int(answer[4]),
+                )
+                waited = time.monotonic() - started
+                left = wait_left(waited, timeout, turnover, patience)
                 if left <= 0:
-                    raise RateLimitExceeded(
-                        f"concurrency budget {self.key}: all {self.limit} slots busy "
-                        f"for {timeout:.1f}s"
-                    )
+                    raise self._refusal(waited, turnover)
                 # A release pushes onto the wake list: waiters try again at once.
                 self.redis.blpop([self._wake_key], timeout=max(_WAIT_MIN, min(left, _WAIT_STEP)))
         except BaseException:
             with self._held_lock:
                 self._held.discard(holder)
+            with contextlib.suppress(redis.RedisError):
+                self.redis.zrem(self._waiting_key, holder)
             raise
+
+    def _refusal(self, waited: float, turnover: Turnover) -> RateLimitExceeded:
+        expected = turnover.expected_wait()
+        message = f"concurrency budget {self.key}: all {self.limit} slots busy for {waited:.1f}s"
+        if expected is not None:
+            message += f"; one expected in {expected:.1f}s"
+        return RateLimitExceeded(message, retry_after=expected)
+
+    def _release_slot(self, holder: str) -> None:
+        self._release(
+            keys=[self.key, self._wake_key, self._taken_key, self._hold_key],
+            args=[holder, self.limit, HOLD_WEIGHT, HOLD_MEMORY_SECONDS],
+        )
 
     def _ensure_renewer(self) -> None:
         if self._renewer is None or not self._renewer.is_alive():
@@ -271,7 +359,7 @@ class RedisConcurrencyBudget:
             unreleased = list(self._unreleased)
         for holder in unreleased:
             try:
-                self._release(keys=[self.key, self._wake_key], args=[holder, self.limit])
+                self._release_slot(holder)
             except redis.RedisError:
                 return
             with self._held_lock:

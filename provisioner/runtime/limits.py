@@ -187,18 +187,24 @@ class Limits:
 
     @contextlib.contextmanager
     def share_slot(
-        self, credential: CredentialLimits, timeout: float, scale_set: str
+        self,
+        credential: CredentialLimits,
+        timeout: float,
+        scale_set: str,
+        patience: float | None = None,
     ) -> Iterator[None]:
         """A slot of the credential's share of the creations, taken before anything else a
         creation spends: a credential at its share waits without taking a global slot, a
         registration of the scope or a request token from anyone. The scale sets using the
         credential at once split its share evenly, so a small scale-up is not stuck behind
-        a big one. RateLimitExceeded when none is free within ``timeout``."""
+        a big one. RateLimitExceeded when none is free within ``timeout``, or, with
+        ``patience``, as soon as the slots' turnover says none will be within it."""
         if self.unlimited:
             yield
             return
         in_flight = metrics.CREDENTIAL_CREATIONS.labels(credential=credential.identity)
-        with _timed(credential.budget.slot(timeout, group=scale_set), "credential_slot"):
+        slot = credential.budget.slot(timeout, group=scale_set, patience=patience)
+        with _timed(slot, "credential_slot"):
             in_flight.inc()
             try:
                 yield

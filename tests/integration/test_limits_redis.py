@@ -342,6 +342,47 @@ def test_a_group_waiting_for_a_slot_gets_the_next_free_one_before_a_greedy_group
     budget.close()
 
 
+def _hold_and_release(budget: RedisConcurrencyBudget, seconds: float, times: int) -> None:
+    """Holds make the budget's running mean of holds."""
+    for _ in range(times):
+        with budget.slot(timeout=1):
+            time.sleep(seconds)
+
+
+def test_a_waiter_with_patience_waits_for_a_slot_due_soon_and_not_for_one_due_late(client):
+    budget = RedisConcurrencyBudget(client, "budget:patience", 2)
+    _hold_and_release(budget, 0.2, 3)  # slots are held 0.2 s
+    with contextlib.ExitStack() as held:
+        for _ in range(2):
+            held.enter_context(budget.slot(timeout=1))
+        # The first waiter's slot is one hold away, shared by two slots: 0.1 s.
+        started = time.monotonic()
+        with pytest.raises(RateLimitExceeded) as refused, budget.slot(0.5, patience=0.05):
+            pass
+        assert time.monotonic() - started < 0.05, "gave up at once"
+        assert refused.value.retry_after == pytest.approx(0.1, abs=0.05)
+
+        # Due within the patience: waited for past the timeout, which alone would give up.
+        threading.Timer(0.4, held.close).start()
+        with budget.slot(timeout=0.1, patience=1.0):
+            assert time.monotonic() - started >= 0.4
+    budget.close()
+
+
+def test_a_waiter_judges_by_a_hold_going_on_longer_than_the_past_ones(client):
+    """Calls that were fast and now hang: the waiter does not sit out its patience hoping."""
+    budget = RedisConcurrencyBudget(client, "budget:hung", 1)
+    _hold_and_release(budget, 0.05, 3)
+    with budget.slot(timeout=1):
+        time.sleep(1.0)  # held 20 times as long as the mean
+        started = time.monotonic()
+        with pytest.raises(RateLimitExceeded) as refused, budget.slot(5.0, patience=0.5):
+            pass
+        assert time.monotonic() - started < 0.1
+        assert refused.value.retry_after is not None and refused.value.retry_after >= 1.0
+    budget.close()
+
+
 def test_waiters_for_a_bucket_ask_redis_once_each_and_keep_to_its_rate(client):
     # A backlog of creations waiting for Kubernetes tokens once asked Redis again and again,
     # all at the same moment for the same next token: that was most of a worker's CPU.
