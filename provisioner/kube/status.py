@@ -12,6 +12,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.errors import KubeConflict
 
 StatusChange = Callable[[dict], dict]
 
@@ -44,4 +45,7 @@ def update_status(
                 return None
             if exc.status != 409:
                 raise
-    raise RuntimeError(f"status of {namespace}/{name} kept changing under us; gave up")
+    raise KubeConflict(
+        f"update status of {namespace}/{name}: changed by someone else on each of {attempts} tries",
+        status=409,
+    )

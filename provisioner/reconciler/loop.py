@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from provisioner.config import Settings
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from provisioner.kube.errors import KubeConflict
 from provisioner.kube.leader import LeaderElector, LostLeadership
 from provisioner.kube.runner_objects import SCALE_SET_LABEL
 from provisioner.kube.scaleset import ScaleSetStore
@@ -38,6 +39,10 @@ POD_DEBOUNCE_SECONDS = 1.0
 RESYNC_SECONDS = 30.0
 GC_INTERVAL_SECONDS = 60.0
 WATCH_SECONDS = 300
+# A pass whose write met a change made since its read (a user scaling a scale set just
+# created, say) starts again from a fresh read at once; a failure waits before its retry.
+CONFLICT_RETRY_SECONDS = 0.2
+FAILURE_RETRY_SECONDS = 5.0
 
 
 class Reconciler:
@@ -122,9 +127,14 @@ class Reconciler:
             except LostLeadership:
                 log.warning("lost the leader Lease while reconciling %s; stopped there", key)
                 self.queue.add(key, delay=1.0)
+            except KubeConflict as exc:
+                log.info(
+                    "%s changed while it was reconciled (%s); again from a fresh read", key, exc
+                )
+                self.queue.add(key, delay=CONFLICT_RETRY_SECONDS)
             except Exception:
-                log.exception("reconciling %s failed; retrying in 5s", key)
-                self.queue.add(key, delay=5.0)
+                log.exception("reconciling %s failed; retrying in %ss", key, FAILURE_RETRY_SECONDS)
+                self.queue.add(key, delay=FAILURE_RETRY_SECONDS)
 
     def _collect_garbage(self) -> None:
         try:

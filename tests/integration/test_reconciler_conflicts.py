@@ -1,0 +1,55 @@
+"""A RunnerScaleSet changed by someone else while the reconciler works on it (a user who
+creates one and scales it at once, another controller labelling it): the reconciler's write
+with the version it read is refused (409), and the pass starts again from a fresh read."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from provisioner.kube.crd import GROUP, PLURAL, VERSION
+from tests.fixtures.pipeline import TestPipeline as Pipeline
+
+pytestmark = pytest.mark.integration
+
+EDITING_SECONDS = 2.0
+
+
+def _edit_constantly(pipeline: Pipeline, name: str, stop: threading.Event) -> int:
+    """Changes an annotation of the scale set as fast as the API server takes it."""
+    edits = 0
+    while not stop.is_set():
+        pipeline.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            pipeline.namespace,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": {"example.com/edit": str(edits)}}},
+        )
+        edits += 1
+    return edits
+
+
+def test_a_scale_set_changed_during_a_pass_is_reconciled_again_at_once_without_an_error(
+    pipeline,
+):
+    pipeline.start_workers(1)
+    pipeline.start_reconciler()
+    pipeline.apply_scale_set(replicas=0)
+    stop = threading.Event()
+    editor = threading.Thread(target=_edit_constantly, args=(pipeline, "runners", stop))
+    editor.start()
+    pipeline.scale("runners", 3)
+    time.sleep(EDITING_SECONDS)
+    stop.set()
+    editor.join()
+
+    pipeline.wait_for_runners(3, timeout=60)
+    log = (pipeline.log_dir / "reconciler-0.log").read_text()
+    assert "ERROR" not in log, log
+    assert "changed while it was reconciled" in log, "no pass met a change: the test proves nothing"
+    pipeline.scale("runners", 0)
+    pipeline.wait_for_runners(0, timeout=60)
