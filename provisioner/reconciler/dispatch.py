@@ -137,7 +137,7 @@ class ChordDispatcher:
     def _celery(self) -> Celery:
         with self._app_lock:
             if self._app is None:
-                self._app = make_celery(self.settings)
+                self._app = make_celery(self.settings, awaits_results=False)
             return self._app
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import redis
 from celery import Celery
+from celery.backends.redis import RedisBackend, ResultConsumer
 
 from provisioner.config import Settings
 
@@ -46,14 +47,30 @@ def visibility_timeout(settings: Settings) -> int:
     return int(settings.runner_creation_timeout * 2 + 30)
 
 
-def make_celery(settings: Settings, include: tuple[str, ...] = ()) -> Celery:
+class _UnwatchedResults(ResultConsumer):
+    def consume_from(self, task_id: str) -> None:
+        """Subscribes to nothing."""
+
+
+class SendOnlyRedisBackend(RedisBackend):
+    """The result backend of an app that sends tasks and never waits for their results (the
+    dispatcher). Celery's own subscribes to each task's result channel twice as a chord is
+    sent (for the task, and for the group's barrier) and unsubscribes as the results are
+    collected: four Redis commands per runner, and Redis pushing every result to a
+    connection that never reads them."""
+
+    ResultConsumer = _UnwatchedResults
+
+
+def make_celery(
+    settings: Settings, include: tuple[str, ...] = (), awaits_results: bool = True
+) -> Celery:
     """A Celery app on ``settings``' Redis; ``include`` names the modules defining tasks (a
-    worker's), none for an app that only sends them."""
-    app = Celery(
-        "provisioner",
-        broker=settings.redis_connection_url(),
-        backend=settings.redis_connection_url(),
-    )
+    worker's), none for an app that only sends them. An app that never waits for the results
+    of the tasks it sends (``awaits_results=False``) does not watch for them."""
+    url = settings.redis_connection_url()
+    backend = url if awaits_results else f"{__name__}:{SendOnlyRedisBackend.__name__}+{url}"
+    app = Celery("provisioner", broker=url, backend=backend)
     transport = {"visibility_timeout": visibility_timeout(settings)}
     app.conf.update(
         # JSON only: a task's arguments are ledger entries and results, never code or secrets.

@@ -82,3 +82,37 @@ def test_a_batch_a_deposed_leader_hands_on_is_not_enqueued_and_is_reported(redis
     dispatcher.close()
     assert [type(error) for error in reported] == [LostLeadership]
     assert sum(_queued(client)) == 0
+
+
+def _subscribes(client: redis.Redis) -> int:
+    stats = client.info("commandstats").get("cmdstat_subscribe") or {}
+    return int(stats.get("calls", 0))
+
+
+def test_enqueueing_a_batch_does_not_watch_for_its_results(redis_url: str):
+    """The reconciler never waits for a creation's result (the chord's callback reports the
+    batch): Celery subscribed twice to each task's result channel, and unsubscribed, four
+    Redis commands per runner, and Redis then pushed every result to a connection that never
+    read them."""
+    client = redis.Redis.from_url(redis_url)
+    dispatcher = ChordDispatcher(Settings(redis_url=redis_url), client)
+    scale_set = SimpleNamespace(key="ns/unwatched", generation=1)
+    runners = 50
+    entries = [
+        LedgerEntry("ns/unwatched", f"unwatched-{i}", "batch", time.time() + 60)
+        for i in range(runners)
+    ]
+    before, queued_before = _subscribes(client), sum(_queued(client))
+    reported: list[Exception] = []
+    try:
+        dispatcher.dispatch(scale_set, "batch", entries, lambda: None, reported.append)  # type: ignore[arg-type]
+        dispatcher.close()
+        assert reported == []
+        assert sum(_queued(client)) - queued_before == runners
+        assert _subscribes(client) - before == 0
+    finally:
+        # The session's Redis serves later tests' workers: they must not get these tasks.
+        for queue in shard_queues():
+            for message in client.lrange(queue, 0, -1):
+                if b"ns/unwatched" in message:
+                    client.lrem(queue, 1, message)
