@@ -255,14 +255,17 @@ class RunnerCreator:
         # slow or hung GitHub counts against its own credential's share, never against the
         # other tenants' creations.
         with runtime.limits.global_slot(timeout=self._left(deadline)):
+            writes = int(jit is not None and not progress.secret_written)
+            writes += int(not progress.pod_written)
+            if writes:
+                runtime.limits.kube_tokens(timeout=self._left(deadline), count=writes)
             if not progress.secret_written:
-                if jit is not None:
-                    self._kube_token(deadline)
-                    if not objects.create_secret(scale_set, name, jit.encoded_jit_config):
-                        self._check_owner(objects.secret_owner(name), scale_set, f"Secret {name}")
+                if jit is not None and not objects.create_secret(
+                    scale_set, name, jit.encoded_jit_config
+                ):
+                    self._check_owner(objects.secret_owner(name), scale_set, f"Secret {name}")
                 progress.secret_written = True
             if not progress.pod_written:
-                self._kube_token(deadline)
                 if not objects.create_pod(scale_set, name):
                     self._check_owner(objects.pod_owner(name), scale_set, f"Pod {name}")
                 progress.pod_written = True
@@ -370,9 +373,6 @@ class RunnerCreator:
         if self.clock() + seconds > deadline:
             raise RetryableFailure(outcome.REASON_RATE_LIMITED, retry_after=seconds, detail=why)
         time.sleep(seconds)
-
-    def _kube_token(self, deadline: float) -> None:
-        self.runtime.limits.kube_token(timeout=self._left(deadline))
 
     def _left(self, deadline: float) -> float:
         return max(0.1, deadline - self.clock())

@@ -54,14 +54,18 @@ local function refuse(limit)
   redis.call('PEXPIRE', KEYS[4], math.ceil(memory * 1000))
   local place = redis.call('ZRANK', KEYS[4], ARGV[1]) + 1
   local mean = tonumber(redis.call('GET', KEYS[6]))
+  -- The oldest hold going on: holders whose lease ran out are dropped as they come first.
   local oldest = now
-  local taken = redis.call('HGETALL', KEYS[5])
-  for i = 1, #taken, 2 do
-    if redis.call('ZSCORE', KEYS[1], taken[i]) then
-      oldest = math.min(oldest, tonumber(taken[i + 1]))
-    else
-      redis.call('HDEL', KEYS[5], taken[i])
+  while true do
+    local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+    if #first == 0 then
+      break
     end
+    if redis.call('ZSCORE', KEYS[1], first[1]) then
+      oldest = tonumber(first[2])
+      break
+    end
+    redis.call('ZREM', KEYS[5], first[1])
   end
   if not mean then
     return {0, place, -1, 0, limit}
@@ -110,7 +114,7 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 local lease = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 2000))
-redis.call('HSET', KEYS[5], ARGV[1], now)
+redis.call('ZADD', KEYS[5], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[5], math.ceil(lease * 2000))
 return {1}
 """
@@ -137,9 +141,9 @@ local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], '1')
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
 redis.call('PEXPIRE', KEYS[2], 60000)
-local since = tonumber(redis.call('HGET', KEYS[3], ARGV[1]))
+local since = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]))
 if since then
-  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
   local hold = now - since
   local mean = tonumber(redis.call('GET', KEYS[4]))
   if mean then

@@ -68,10 +68,10 @@ class RedisSlidingWindow:
             self._take(keys=[self.key], args=[self.limit, self.window, event or uuid.uuid4().hex])
         )
 
-    def end(self, event: str, client: redis.client.Pipeline | None = None) -> None:
-        """The event ``event`` is over: it counts from now for a whole window. ``client``: a
-        pipeline to queue the call on instead of making it now."""
-        self._end(keys=[self.key], args=[event], client=client)
+    def end(self, event: str, *others: RedisSlidingWindow) -> None:
+        """The event ``event`` is over: it counts from now for a whole window, in this window
+        and in ``others`` (one Redis call for all)."""
+        self._end(keys=[self.key, *(window.key for window in others)], args=[event])
 
     def acquire(self, timeout: float) -> None:
         """Waits for room up to ``timeout`` seconds; RateLimitExceeded after."""

@@ -43,13 +43,14 @@ return string.format('%.6f', wait)
 # that asked again all woke for the same next token, and all but one asked once more: under a
 # backlog that was most of a worker's CPU. Returns {status, seconds}: 'taken' (sleep that
 # long, possibly 0), 'paused' (nothing reserved; ask again after it) or 'refused' (the wait
-# would pass ARGV[3]; nothing reserved).
+# would pass ARGV[3]; nothing reserved). ARGV[4] tokens are taken together.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'paused_until')
 local paused_until = tonumber(state[3]) or 0
 if now < paused_until then
@@ -59,13 +60,13 @@ local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens < 1 then
-  wait = (1 - tokens) / rate
+if tokens < count then
+  wait = (count - tokens) / rate
   if wait > max_wait then
     return {'refused', string.format('%.6f', wait)}
   end
 end
-tokens = tokens - 1
+tokens = tokens - count
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
   'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate + max_wait + 60) * 1000))
@@ -121,15 +122,21 @@ class RedisTokenBucket:
         """Take a token: 0.0 when taken, else the seconds until one may be there."""
         return float(self._take(keys=[self.key], args=[self.rate, self.burst]))
 
-    def acquire(self, timeout: float) -> None:
-        """Take a token, waiting up to ``timeout`` seconds; RateLimitExceeded when the wait
-        would be longer (raised at once, not after sleeping in vain). The token is reserved
-        at the first ask, so a waiter sleeps once, however many wait with it."""
+    def acquire(self, timeout: float, count: int = 1) -> None:
+        """Take ``count`` tokens, waiting up to ``timeout`` seconds; RateLimitExceeded when
+        the wait would be longer (raised at once, not after sleeping in vain). The tokens are
+        reserved at the first ask, so a waiter sleeps once, however many wait with it."""
+        if count > self.burst:  # more than the bucket ever holds: in parts
+            deadline = time.monotonic() + timeout
+            for part in range(0, count, self.burst):
+                left = max(0.0, deadline - time.monotonic())
+                self.acquire(left, min(self.burst, count - part))
+            return
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             status, seconds = self._reserve(
-                keys=[self.key], args=[self.rate, self.burst, max(0.0, left)]
+                keys=[self.key], args=[self.rate, self.burst, max(0.0, left), count]
             )
             wait = float(seconds)
             if status == b"taken":

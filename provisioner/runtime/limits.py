@@ -256,15 +256,12 @@ class Limits:
     def removal_answered(self, credential: CredentialLimits, call: str) -> None:
         self._answered(call, credential.removals)
 
-    def _answered(self, call: str, *windows: RedisSlidingWindow) -> None:
+    def _answered(self, call: str, window: RedisSlidingWindow, *others: RedisSlidingWindow) -> None:
         """Best effort: with Redis away the places keep the call's start."""
         if self.unlimited:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for window in windows:
-            window.end(call, client=pipe)
         with contextlib.suppress(redis.RedisError):
-            pipe.execute()
+            window.end(call, *others)
 
     def scope_window(self, scope: GitHubScope) -> RedisSlidingWindow:
         return RedisSlidingWindow(
@@ -274,15 +271,16 @@ class Limits:
             SCOPE_WINDOW_SECONDS,
         )
 
-    def kube_token(self, timeout: float) -> None:
-        self._token(self.kube_bucket, "kube", timeout)
+    def kube_tokens(self, timeout: float, count: int = 1) -> None:
+        """``count`` Kubernetes writes' tokens, taken together (one Redis call)."""
+        self._token(self.kube_bucket, "kube", timeout, count)
 
-    def _token(self, bucket: RedisTokenBucket, limit: str, timeout: float) -> None:
+    def _token(self, bucket: RedisTokenBucket, limit: str, timeout: float, count: int = 1) -> None:
         if self.unlimited:
             return
         started = time.monotonic()
         try:
-            bucket.acquire(timeout)
+            bucket.acquire(timeout, count)
         except redis.RedisError:
             # The bucket lives in Redis, which is away: this call (made inside a budget slot
             # taken before the outage, or a rollback) goes ahead rather than strand the runner

@@ -398,3 +398,19 @@ def test_waiters_for_a_bucket_ask_redis_once_each_and_keep_to_its_rate(client):
     assert calls <= 50 + 5, f"{calls} calls to Redis for 50 tokens"
     # 1 token at once, then 100 a second: the 50th is due about 0.49 s later, not before.
     assert max(taken) - started >= 0.45
+
+
+def test_tokens_taken_together_count_as_many(client):
+    bucket = RedisTokenBucket(client, "bucket:together", rate=1.0, burst=2)
+    bucket.acquire(timeout=0.1, count=2)
+    with pytest.raises(RateLimitExceeded) as refused:
+        bucket.acquire(timeout=0.1)
+    assert refused.value.retry_after == pytest.approx(1.0, abs=0.1)
+
+
+def test_more_tokens_than_the_burst_are_taken_in_parts_at_the_rate(client):
+    bucket = RedisTokenBucket(client, "bucket:parts", rate=10.0, burst=2)
+    started = time.monotonic()
+    bucket.acquire(timeout=5, count=5)  # 2 at once, then 3 more at 10 a second
+    took = time.monotonic() - started
+    assert 0.25 <= took < 2.0, took  # never faster than the rate
