@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 
@@ -37,6 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+# Celery's two lines per task (received; succeeded, with the whole result), 20,000 lines for
+# 10,000 runners, written at INFO by every worker thread: our own lines say what a user needs
+# (each runner that failed or was handed back, a batch's progress and its end).
+CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+
+
+def quiet_task_lines(level: str) -> None:
+    """Celery's per-task lines only at DEBUG."""
+    if logging.getLevelName(level) != logging.DEBUG:
+        for name in CELERY_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _run(args: argparse.Namespace) -> int:
     from provisioner.cli import CommandError, configure_logging
     from provisioner.cli.preflight import check_process_settings
@@ -49,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"--threads must be between 1 and 1000, got {threads}")
     export_to_environ(settings)
     configure_logging(settings.log_level)
+    quiet_task_lines(settings.log_level)
 
     from provisioner.runtime.queue import QUEUE, shard_queues
     from workers.app import worker_app

@@ -25,9 +25,10 @@ DEFAULT_LEASE_SECONDS = 60.0
 # A limit set at run time (adaptive concurrency) is forgotten after this long without being
 # set again, so a lowered limit cannot outlive the processes that lowered it.
 LIMIT_OVERRIDE_SECONDS = 600
-# Longest a waiter blocks for a release before trying again (a lease may expire meanwhile),
-# and the shortest: Redis reads a BLPOP timeout under a millisecond as 0, "block forever".
-_WAIT_STEP = 0.25
+# Longest a waiter blocks for a release before trying again (a lease may expire meanwhile;
+# every release wakes a waiter, so this is for leases, and each try costs a Redis call), and
+# the shortest: Redis reads a BLPOP timeout under a millisecond as 0, "block forever".
+_WAIT_STEP = 1.0
 _WAIT_MIN = 0.01
 _RELEASE_RETRY = 0.5
 # How long a group refused a slot counts as waiting for one: longer than a waiter's pause
@@ -133,14 +134,18 @@ return 1
 """
 )
 
-# A release wakes one waiter and adds its slot's hold to the running mean of holds.
+# A release wakes one waiter, if any waits (a wake-up left for nobody made a later waiter try
+# in vain), and adds its slot's hold to the running mean of holds.
 _RELEASE = (
     _NOW
     + """
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('RPUSH', KEYS[2], '1')
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-redis.call('PEXPIRE', KEYS[2], 60000)
+local waiting = redis.call('ZCARD', KEYS[5])
+if waiting > 0 then
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, math.min(waiting, tonumber(ARGV[2])) - 1)
+  redis.call('PEXPIRE', KEYS[2], 60000)
+end
 local since = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]))
 if since then
   redis.call('ZREM', KEYS[3], ARGV[1])
@@ -324,7 +329,7 @@ class RedisConcurrencyBudget:
 
     def _release_slot(self, holder: str) -> None:
         self._release(
-            keys=[self.key, self._wake_key, self._taken_key, self._hold_key],
+            keys=[self.key, self._wake_key, self._taken_key, self._hold_key, self._waiting_key],
             args=[holder, self.limit, HOLD_WEIGHT, HOLD_MEMORY_SECONDS],
         )
 
