@@ -4,7 +4,10 @@ import; the dispatcher sends tasks by name, so it needs none of the workers' cod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import redis
 from celery import Celery
@@ -62,17 +65,55 @@ class SendOnlyRedisBackend(RedisBackend):
     ResultConsumer = _UnwatchedResults
 
 
-def make_celery(
-    settings: Settings, include: tuple[str, ...] = (), awaits_results: bool = True
-) -> Celery:
+class SendingCelery(Celery):
+    """The app of a process that sends tasks and never waits for their results (the
+    dispatcher): results are not watched, and what a thread sends within ``together()`` goes
+    to Redis in pipelines of ``size`` messages. One message at a time, each cost a Redis
+    client built for it and a round trip: half the time a batch took to enqueue."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sending = threading.local()
+
+    @contextlib.contextmanager
+    def together(self, size: int) -> Iterator[None]:
+        """Sent when ``size`` are ready and when the block ends; none of what is not yet
+        sent is when it raises."""
+        with self.producer_or_acquire() as producer, producer.batch(max_size=size):
+            self._sending.producer = producer
+            try:
+                yield
+            finally:
+                self._sending.producer = None
+
+    def producer_or_acquire(self, producer: Any = None) -> Any:
+        return super().producer_or_acquire(producer or getattr(self._sending, "producer", None))
+
+
+def make_celery(settings: Settings, include: tuple[str, ...] = ()) -> Celery:
     """A Celery app on ``settings``' Redis; ``include`` names the modules defining tasks (a
-    worker's), none for an app that only sends them. An app that never waits for the results
-    of the tasks it sends (``awaits_results=False``) does not watch for them."""
+    worker's), none for an app that only sends them."""
+    app = Celery("provisioner")
+    _configure(app, settings, settings.redis_connection_url(), include)
+    return app
+
+
+def make_sending_celery(settings: Settings) -> SendingCelery:
+    """The dispatcher's app: it sends tasks, in pipelines, and never waits for their results."""
     url = settings.redis_connection_url()
-    backend = url if awaits_results else f"{__name__}:{SendOnlyRedisBackend.__name__}+{url}"
-    app = Celery("provisioner", broker=url, backend=backend)
+    app = SendingCelery("provisioner")
+    _configure(app, settings, f"{__name__}:{SendOnlyRedisBackend.__name__}+{url}")
+    return app
+
+
+def _configure(
+    app: Celery, settings: Settings, backend: str, include: tuple[str, ...] = ()
+) -> None:
+    """Our queue's configuration, on ``settings``' Redis, with the result ``backend``."""
     transport = {"visibility_timeout": visibility_timeout(settings)}
     app.conf.update(
+        broker_url=settings.redis_connection_url(),
+        result_backend=backend,
         # JSON only: a task's arguments are ledger entries and results, never code or secrets.
         task_serializer="json",
         result_serializer="json",
@@ -100,4 +141,3 @@ def make_celery(
         worker_hijack_root_logger=False,
         include=list(include),
     )
-    return app
