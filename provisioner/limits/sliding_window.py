@@ -17,19 +17,30 @@ import redis
 
 from provisioner.limits.errors import RateLimitExceeded
 
+# Takes a place for the event in every window given (KEYS, each with its limit and length in
+# ARGV after the event's name) or, when any is full, in none: '0', or the seconds until the
+# fullest has room.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
-  return '0'
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(wait, 0.000001, tonumber(oldest[2]) + window - now)
+  end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return string.format('%.6f', math.max(0.000001, tonumber(oldest[2]) + window - now))
+if wait > 0 then
+  return string.format('%.6f', wait)
+end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('PEXPIRE', key, math.ceil(tonumber(ARGV[2 * i + 1]) * 1000) + 1000)
+end
+return '0'
 """
 
 # Moves an event taken earlier to now, in each window that still holds it.
@@ -61,12 +72,15 @@ class RedisSlidingWindow:
         self._count = redis_client.register_script(_COUNT)
         self._end = redis_client.register_script(_END)
 
-    def try_acquire(self, event: str | None = None) -> float:
-        """Count one event (named ``event``, to be ended later): 0.0 when it fits, else the
-        seconds until one will."""
-        return float(
-            self._take(keys=[self.key], args=[self.limit, self.window, event or uuid.uuid4().hex])
-        )
+    def try_acquire(self, event: str | None = None, *others: RedisSlidingWindow) -> float:
+        """Count one event (named ``event``, to be ended later) here and in ``others``, or,
+        when any of them is full, nowhere: 0.0 when it fits, else the seconds until it
+        will (one Redis call for all)."""
+        windows = (self, *others)
+        args: list[str | float] = [event or uuid.uuid4().hex]
+        for window in windows:
+            args += [window.limit, window.window]
+        return float(self._take(keys=[window.key for window in windows], args=args))
 
     def end(self, event: str, *others: RedisSlidingWindow) -> None:
         """The event ``event`` is over: it counts from now for a whole window, in this window

@@ -231,13 +231,10 @@ class Limits:
         is. A place taken is moved by ``registration_answered`` once the call is over."""
         if self.unlimited:
             return 0.0
-        # The credential's minute first: it is the one that refuses most, and a refusal takes
-        # nothing, whereas a scope registration taken before a refusal is not given back
-        # (queued tasks retrying would fill the scope's 5 minutes with calls never made).
-        wait = credential.registrations.try_acquire(call)
-        if wait > 0:
-            return wait
-        return self.scope_window(scope).try_acquire(call)
+        # Both places or neither: a place kept in one window for a call the other refused
+        # would count a call never made (queued tasks retrying would fill the credential's
+        # minute or the scope's 5 minutes with them).
+        return credential.registrations.try_acquire(call, self.scope_window(scope))
 
     def try_removal(self, credential: CredentialLimits, call: str) -> float:
         """Room for one more delete-runner ``call`` of the credential this minute: 0.0 when

@@ -231,6 +231,21 @@ def test_an_answered_registration_moves_its_credential_and_scope_places(client):
     limits.close()
 
 
+def test_a_registration_the_scope_refuses_takes_no_place_in_the_credentials_minute(client):
+    """Both places or neither: a place in the credential's minute kept for a call the
+    scope's cap did not let through was a generate-jitconfig call lost for a minute."""
+    settings = Settings(github_registrations_per_minute=2, github_scope_registrations=1)
+    limits = Limits(settings, client)
+    credential = limits.credential("pat:both-or-neither")
+    full = GitHubScope.parse("https://github.com/full-org")
+    other = GitHubScope.parse("https://github.com/other-org")
+    assert limits.try_registration(credential, full, "first") == 0.0
+    assert 299 < limits.try_registration(credential, full, "refused") <= 300
+    assert credential.registrations.used() == 1
+    assert limits.try_registration(credential, other, "second") == 0.0
+    limits.close()
+
+
 def test_a_slot_is_released_when_the_block_raises(client):
     budget = RedisConcurrencyBudget(client, "budget:raise", 1)
     with pytest.raises(KeyError), budget.slot(timeout=1):
