@@ -23,7 +23,6 @@ from provisioner.runtime import Runtime
 from provisioner.runtime.queue import (
     CREATE_RUNNER,
     SUMMARIZE_BATCH,
-    SendingCelery,
     least_loaded_shard,
     make_sending_celery,
 )
@@ -39,9 +38,6 @@ NotEnqueued = Callable[[Exception], None]
 # millisecond a task, so a batch of thousands would otherwise hold the reconcile loop (and every
 # other scale set's scale-up) for seconds.
 ENQUEUE_THREADS = 4
-# A batch's tasks go to Redis this many at a time: the first creations start a few
-# milliseconds after the enqueueing, and the rest cost half as much to send.
-SEND_TOGETHER = 20
 
 
 class Dispatcher(Protocol):
@@ -75,7 +71,7 @@ class ChordDispatcher:
     def __init__(self, settings: Settings, redis_client: redis.Redis):
         self.settings = settings
         self.redis = redis_client
-        self._app: SendingCelery | None = None
+        self._app: Celery | None = None
         self._app_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(ENQUEUE_THREADS, thread_name_prefix="enqueue")
         # Tasks of each shard queue handed to the threads and not yet all in Redis.
@@ -122,8 +118,7 @@ class ChordDispatcher:
                 SUMMARIZE_BATCH, args=(batch_payload(scale_set, batch_id),), queue=queue
             )
             fence()
-            with app.together(SEND_TOGETHER):
-                chord(header, app=app)(callback)
+            chord(header, app=app)(callback)
         except Exception as exc:
             log.warning("batch %s of %s not enqueued: %s", batch_id, scale_set.key, exc)
             not_enqueued(exc)
@@ -139,7 +134,7 @@ class ChordDispatcher:
             queue,
         )
 
-    def _celery(self) -> SendingCelery:
+    def _celery(self) -> Celery:
         with self._app_lock:
             if self._app is None:
                 self._app = make_sending_celery(self.settings)

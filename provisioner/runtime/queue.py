@@ -4,10 +4,7 @@ import; the dispatcher sends tasks by name, so it needs none of the workers' cod
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import redis
 from celery import Celery
@@ -65,31 +62,6 @@ class SendOnlyRedisBackend(RedisBackend):
     ResultConsumer = _UnwatchedResults
 
 
-class SendingCelery(Celery):
-    """The app of a process that sends tasks and never waits for their results (the
-    dispatcher): results are not watched, and what a thread sends within ``together()`` goes
-    to Redis in pipelines of ``size`` messages. One message at a time, each cost a Redis
-    client built for it and a round trip: half the time a batch took to enqueue."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sending = threading.local()
-
-    @contextlib.contextmanager
-    def together(self, size: int) -> Iterator[None]:
-        """Sent when ``size`` are ready and when the block ends; none of what is not yet
-        sent is when it raises."""
-        with self.producer_or_acquire() as producer, producer.batch(max_size=size):
-            self._sending.producer = producer
-            try:
-                yield
-            finally:
-                self._sending.producer = None
-
-    def producer_or_acquire(self, producer: Any = None) -> Any:
-        return super().producer_or_acquire(producer or getattr(self._sending, "producer", None))
-
-
 def make_celery(settings: Settings, include: tuple[str, ...] = ()) -> Celery:
     """A Celery app on ``settings``' Redis; ``include`` names the modules defining tasks (a
     worker's), none for an app that only sends them."""
@@ -98,10 +70,10 @@ def make_celery(settings: Settings, include: tuple[str, ...] = ()) -> Celery:
     return app
 
 
-def make_sending_celery(settings: Settings) -> SendingCelery:
-    """The dispatcher's app: it sends tasks, in pipelines, and never waits for their results."""
+def make_sending_celery(settings: Settings) -> Celery:
+    """The dispatcher's app: it sends tasks and never waits for their results."""
     url = settings.redis_connection_url()
-    app = SendingCelery("provisioner")
+    app = Celery("provisioner")
     _configure(app, settings, f"{__name__}:{SendOnlyRedisBackend.__name__}+{url}")
     return app
 

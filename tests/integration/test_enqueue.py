@@ -14,7 +14,7 @@ from provisioner.devenv.procs import log_tail
 from provisioner.kube.leader import LostLeadership
 from provisioner.ledger import LedgerEntry
 from provisioner.reconciler.dispatch import ChordDispatcher
-from provisioner.runtime.queue import CREATE_RUNNER, make_sending_celery, shard_queues
+from provisioner.runtime.queue import shard_queues
 from tests.fixtures.pipeline import TestPipeline as Pipeline
 from tests.fixtures.pipeline import wait_until
 
@@ -116,33 +116,3 @@ def test_enqueueing_a_batch_does_not_watch_for_its_results(redis_url: str):
             for message in client.lrange(queue, 0, -1):
                 if b"ns/unwatched" in message:
                     client.lrem(queue, 1, message)
-
-
-def test_tasks_sent_together_reach_redis_in_pipelines_and_not_when_the_block_fails(
-    redis_url: str,
-):
-    client = redis.Redis.from_url(redis_url)
-    app = make_sending_celery(Settings(redis_url=redis_url))
-    queue = shard_queues()[-1]
-    before = client.llen(queue)
-
-    def send(count: int) -> None:
-        for _ in range(count):
-            app.send_task(CREATE_RUNNER, args=({"name": "together"}, 1), queue=queue)
-
-    with pytest.raises(RuntimeError), app.together(10):
-        send(5)
-        assert client.llen(queue) == before, "sent before the block ended"
-        raise RuntimeError("the reconciler lost its lease")
-    assert client.llen(queue) == before, "a failed block's tasks were sent"
-
-    try:
-        with app.together(10):
-            send(25)
-            assert client.llen(queue) - before == 20, "sent ten at a time"
-        assert client.llen(queue) - before == 25
-    finally:
-        # The session's Redis serves later tests' workers: they must not get these tasks.
-        for message in client.lrange(queue, 0, -1):
-            if b"together" in message:
-                client.lrem(queue, 1, message)

@@ -36,16 +36,19 @@ def _edit_constantly(pipeline: Pipeline, name: str, stop: threading.Event) -> in
 def test_a_scale_set_changed_during_a_pass_is_reconciled_again_at_once_without_an_error(
     pipeline,
 ):
-    pipeline.start_workers(1)
-    pipeline.start_reconciler()
-    pipeline.apply_scale_set(replicas=0)
+    pipeline.apply_scale_set(replicas=3)
+    # Edited from before the reconciler's first pass until after it: the pass's writes with
+    # the version it read (the finalizer, the status) meet changes made since.
     stop = threading.Event()
     editor = threading.Thread(target=_edit_constantly, args=(pipeline, "runners", stop))
     editor.start()
-    pipeline.scale("runners", 3)
-    time.sleep(EDITING_SECONDS)
-    stop.set()
-    editor.join()
+    try:
+        pipeline.start_workers(1)
+        pipeline.start_reconciler()
+        time.sleep(EDITING_SECONDS)
+    finally:
+        stop.set()
+        editor.join()
 
     pipeline.wait_for_runners(3, timeout=60)
     log = (pipeline.log_dir / "reconciler-0.log").read_text()
