@@ -2,6 +2,10 @@
 counts them so a scale request during a batch plans only the difference; an entry past its
 deadline (its task was lost) is left to garbage collection and planned anew.
 
+A runner whose creation succeeded keeps its entry, marked created, until the reconciler has
+seen its Pod: the reconciler counts pods from its watch, which may not have seen the Pod yet,
+and the runner must count as in flight until then, never as missing.
+
 Also the progress counters of a batch, updated by each task as it ends."""
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ return 0
 """
 
 
+_MARK_CREATED = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then
+  return 0
+end
+local entry = cjson.decode(raw)
+entry['created_at'] = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+return 1
+"""
+
+
 _REPLACE_IF_PRESENT = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -40,13 +56,15 @@ return 0
 class LedgerEntry:
     """One planned runner. ``scale_set`` is ScaleSet.key ("namespace/name"); ``deadline`` is
     epoch seconds after which the runner counts as lost; ``owner_uid`` is the uid of the
-    RunnerScaleSet that planned it (a new resource of the same name is not its owner)."""
+    RunnerScaleSet that planned it (a new resource of the same name is not its owner);
+    ``created_at`` is when its creation succeeded (epoch seconds), None while it is planned."""
 
     scale_set: str
     name: str
     batch_id: str
     deadline: float
     owner_uid: str = ""
+    created_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +78,7 @@ class LedgerEntry:
                 batch_id=str(data["batch_id"]),
                 deadline=float(data["deadline"]),
                 owner_uid=str(data.get("owner_uid") or ""),
+                created_at=_optional_float(data.get("created_at")),
             )
         except KeyError as exc:
             raise ValueError(f"ledger entry has no {exc.args[0]}: {data!r}") from None
@@ -67,6 +86,10 @@ class LedgerEntry:
             raise ValueError(
                 f"ledger entry has a deadline that is not a number: {data!r}"
             ) from None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _ledger_key(scale_set: str) -> str:
@@ -79,6 +102,7 @@ class Ledger:
     def __init__(self, redis_client: redis.Redis):
         self.redis = redis_client
         self._forget_if_empty = redis_client.register_script(_FORGET_IF_EMPTY)
+        self._mark_created = redis_client.register_script(_MARK_CREATED)
 
     def record(self, entries: list[LedgerEntry]) -> None:
         """Write all entries at once (one transaction): none or all are seen."""
@@ -95,10 +119,13 @@ class Ledger:
         return [e for e in self._entries(scale_set) if e.deadline > now]
 
     def is_in_flight(self, scale_set: str, name: str, now: float) -> bool:
-        """Whether ``name`` is planned and not past its deadline: one field read, so a
-        creation's check costs the same in a batch of 10 as in one of 1000."""
+        """Whether ``name`` is planned, not created yet and not past its deadline: one field
+        read, so a creation's check costs the same in a batch of 10 as in one of 1000."""
         raw = cast(bytes | None, self.redis.hget(_ledger_key(scale_set), name))
-        return raw is not None and LedgerEntry.from_dict(json.loads(raw)).deadline > now
+        if raw is None:
+            return False
+        entry = LedgerEntry.from_dict(json.loads(raw))
+        return entry.created_at is None and entry.deadline > now
 
     def entries(self, scale_set: str) -> list[LedgerEntry]:
         """Every entry of the scale set, whatever its deadline."""
@@ -138,8 +165,14 @@ class Ledger:
         )
         return later if replaced else None
 
+    def mark_created(self, scale_set: str, name: str, now: float) -> bool:
+        """The runner's objects all exist: no task may create it again, and it counts in
+        flight until the reconciler has seen its Pod and removes the entry. False when the
+        entry is gone (cancelled meanwhile): it is not written back."""
+        return bool(self._mark_created(keys=[_ledger_key(scale_set)], args=[name, now]))
+
     def complete(self, scale_set: str, name: str) -> None:
-        """The runner exists (or failed for good): it is no longer in flight."""
+        """The runner failed for good (or is not wanted): it is no longer in flight."""
         self.redis.hdel(_ledger_key(scale_set), name)
 
     def remove(self, entries: list[LedgerEntry]) -> None:

@@ -68,6 +68,30 @@ def plan_cancellations(planned: Mapping[str, float], live: int, desired: int) ->
     return newest_first[:excess]
 
 
+@dataclass(frozen=True)
+class CreatedRunners:
+    """What to do with the ledger entries of runners whose creation succeeded: ``seen``
+    (their Pod has been observed) leave the ledger; ``to_confirm`` (created a while ago and
+    still not observed) are asked for by name, in case the Pod came and went unseen."""
+
+    seen: tuple[str, ...]
+    to_confirm: tuple[str, ...]
+
+
+def plan_created_runners(
+    created: Mapping[str, float], observed: set[str], now: float, unseen_after: float, limit: int
+) -> CreatedRunners:
+    """``created``: runner name -> when its creation succeeded; ``observed``: the names of
+    the pods observed. At most ``limit`` are to be confirmed, the longest unseen first."""
+    seen = tuple(sorted(name for name in created if name in observed))
+    unseen = sorted(
+        (when, name)
+        for name, when in created.items()
+        if name not in observed and now - when >= unseen_after
+    )
+    return CreatedRunners(seen=seen, to_confirm=tuple(name for _, name in unseen[:limit]))
+
+
 def plan_creations(missing: int, failing: bool) -> int:
     """How many of ``missing`` runners to create now. While the scale set's own creations keep
     failing (its failure budget is spent and its backoff has run out), one runner probes

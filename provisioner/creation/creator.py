@@ -174,7 +174,7 @@ class RunnerCreator:
                 attempts += 1
                 try:
                     self._attempt(scale_set, entry, lease, progress, deadline)
-                    runtime.complete(entry)
+                    runtime.created(entry)
                     return result(outcome.CREATED, None, attempts)
                 except LockLost:
                     return result(outcome.SKIPPED, outcome.REASON_HELD_ELSEWHERE, attempts)

@@ -285,6 +285,7 @@ class RunnerPod:
     a reconcile pass)."""
 
     name: str
+    uid: str
     created: str
     deleting: bool
     state: PodState
@@ -297,6 +298,7 @@ class RunnerPod:
         state = _state(pod)
         return cls(
             name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
             created=str(meta.get("creationTimestamp") or ""),
             deleting=bool(meta.get("deletionTimestamp")),
             state=state,

@@ -9,6 +9,7 @@ only delays convergence."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -21,10 +22,12 @@ from kubernetes import client as k8s
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from provisioner.backoff import retry_delay
 from provisioner.config import Settings
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import KubeConflict
 from provisioner.kube.leader import LeaderElector, LostLeadership
+from provisioner.kube.pod_cache import RunnerPodCache
 from provisioner.kube.runner_objects import SCALE_SET_LABEL
 from provisioner.kube.scaleset import ScaleSetStore
 from provisioner.reconciler.dispatch import ChordDispatcher, Dispatcher, SequentialDispatcher
@@ -40,7 +43,8 @@ RESYNC_SECONDS = 30.0
 GC_INTERVAL_SECONDS = 60.0
 WATCH_SECONDS = 300
 # A pass whose write met a change made since its read (a user scaling a scale set just
-# created, say) starts again from a fresh read at once; a failure waits before its retry.
+# created, say) starts again from a fresh read at once, and later after each conflict in a
+# row (a write that conflicts every time must not spin); a failure waits before its retry.
 CONFLICT_RETRY_SECONDS = 0.2
 FAILURE_RETRY_SECONDS = 5.0
 
@@ -73,13 +77,16 @@ class Reconciler:
             on_started_leading=self._resync,
         )
         self.dispatcher = dispatcher
+        self.pods = RunnerPodCache()
         self.scale_sets = ScaleSetReconciler(
             self.runtime,
             dispatcher,
             fence=self.elector.check,
             requeue=lambda key, delay: self.queue.add(key, delay=delay),
+            pod_cache=self.pods,
         )
         self._seen_specs: dict[str, tuple[object, ...]] = {}
+        self._conflicts: dict[str, int] = {}  # key -> passes in a row that met a conflict
         self.gc = GarbageCollector(self.runtime, fence=self.elector.check)
 
     def run(self) -> None:
@@ -120,6 +127,7 @@ class Reconciler:
                 # A standby keeps its watches warm and reconciles nothing.
                 continue
             namespace, name = key.split("/", 1)
+            conflicts = self._conflicts.pop(key, 0)
             try:
                 requeue_after = self.scale_sets.reconcile(namespace, name)
                 if requeue_after is not None:
@@ -128,10 +136,15 @@ class Reconciler:
                 log.warning("lost the leader Lease while reconciling %s; stopped there", key)
                 self.queue.add(key, delay=1.0)
             except KubeConflict as exc:
+                self._conflicts[key] = conflicts + 1
+                delay = retry_delay(conflicts, CONFLICT_RETRY_SECONDS, FAILURE_RETRY_SECONDS)
                 log.info(
-                    "%s changed while it was reconciled (%s); again from a fresh read", key, exc
+                    "%s changed while it was reconciled (%s); again from a fresh read in %.1fs",
+                    key,
+                    exc,
+                    delay,
                 )
-                self.queue.add(key, delay=CONFLICT_RETRY_SECONDS)
+                self.queue.add(key, delay=delay)
             except Exception:
                 log.exception("reconciling %s failed; retrying in %ss", key, FAILURE_RETRY_SECONDS)
                 self.queue.add(key, delay=FAILURE_RETRY_SECONDS)
@@ -188,22 +201,29 @@ class Reconciler:
 
     def _watch_pods(self) -> None:
         def list_pods(**kwargs: Any) -> Any:
+            # Listed and watched as JSON: at 10,000 pods client models cost seconds of CPU.
+            kwargs.setdefault("_preload_content", False)
             if self.settings.namespace:
-                return self.core.list_namespaced_pod(
+                response = self.core.list_namespaced_pod(
                     self.settings.namespace, label_selector=SCALE_SET_LABEL, **kwargs
                 )
-            return self.core.list_pod_for_all_namespaces(label_selector=SCALE_SET_LABEL, **kwargs)
+            else:
+                response = self.core.list_pod_for_all_namespaces(
+                    label_selector=SCALE_SET_LABEL, **kwargs
+                )
+            # The watch reads the stream itself; a listing is parsed here.
+            return response if kwargs.get("watch") else json.loads(response.data)
 
-        def key_of(pod: Any) -> tuple[str, str | None]:
-            # Listed pods are models; watched ones arrive as dicts (the wrapper has no
-            # return type for the watch to deserialize into).
-            if isinstance(pod, dict):
-                meta = pod["metadata"]
-                return meta.get("namespace"), (meta.get("labels") or {}).get(SCALE_SET_LABEL)
-            return pod.metadata.namespace, (pod.metadata.labels or {}).get(SCALE_SET_LABEL)
+        def key_of(pod: dict[str, Any]) -> tuple[str, str | None]:
+            meta = pod["metadata"]
+            return meta.get("namespace"), (meta.get("labels") or {}).get(SCALE_SET_LABEL)
 
         self._watch_forever(
-            list_pods, key_of, delay_of=lambda obj, event_type: POD_DEBOUNCE_SECONDS
+            list_pods,
+            key_of,
+            delay_of=lambda obj, event_type: POD_DEBOUNCE_SECONDS,
+            on_listed=self.pods.replace,
+            on_event=self.pods.apply,
         )
 
     def _watch_forever(
@@ -211,21 +231,21 @@ class Reconciler:
         list_func: Callable[..., Any],
         key_of: Callable[[Any], tuple[str, str | None]],
         delay_of: Callable[[Any, str], float],
+        on_listed: Callable[[list[Any]], None] = lambda items: None,
+        on_event: Callable[[str, Any], None] = lambda event_type, obj: None,
     ) -> None:
+        """Keys of what ``list_func`` lists (as JSON), queued as it changes. ``on_listed`` gets
+        each whole listing, ``on_event`` each change after it (in order)."""
         resource_version = None
         while not self.stopping.is_set():
             stream = watch.Watch()
             try:
                 if resource_version is None:
                     listing = list_func()
-                    items = listing["items"] if isinstance(listing, dict) else listing.items
-                    for item in items:
+                    on_listed(listing["items"])
+                    for item in listing["items"]:
                         self._enqueue(key_of(item), delay_of(item, "ADDED"))
-                    resource_version = (
-                        listing["metadata"]["resourceVersion"]
-                        if isinstance(listing, dict)
-                        else listing.metadata.resource_version
-                    )
+                    resource_version = listing["metadata"]["resourceVersion"]
                 for event in stream.stream(
                     list_func,
                     resource_version=resource_version,
@@ -236,11 +256,9 @@ class Reconciler:
                     if event["type"] == "ERROR":
                         resource_version = None
                         break
-                    meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata
-                    resource_version = (
-                        meta["resourceVersion"] if isinstance(meta, dict) else meta.resource_version
-                    )
+                    resource_version = obj["metadata"]["resourceVersion"]
                     if event["type"] != "BOOKMARK":
+                        on_event(event["type"], obj)
                         self._enqueue(key_of(obj), delay_of(obj, event["type"]))
                     if self.stopping.is_set():
                         break

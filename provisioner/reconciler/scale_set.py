@@ -11,7 +11,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from provisioner.github.errors import GitHubError
 from provisioner.github.hosts import HostNotAllowed
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
 from provisioner.kube.errors import KubeNotFound, kube_errors
+from provisioner.kube.pod_cache import RunnerPodCache
 from provisioner.kube.runner_objects import RunnerPod
 from provisioner.kube.scaleset import GitHubSecretError, ScaleSet, ScaleSetSpecError
 from provisioner.ledger import BatchProgress, LedgerEntry
@@ -32,6 +33,7 @@ from provisioner.planner import (
     RunnerView,
     clamp_desired,
     plan_cancellations,
+    plan_created_runners,
     plan_creations,
     plan_scale_down,
     plan_scale_up,
@@ -39,7 +41,7 @@ from provisioner.planner import (
 )
 from provisioner.reconciler.dispatch import Dispatcher, Fence
 from provisioner.reconciler.finalizer import Finalizer
-from provisioner.reconciler.removal import RunnerRemover
+from provisioner.reconciler.removal import RemovalResult, RunnerRemover
 from provisioner.reconciler.status_report import (
     ObservedStatus,
     report_blocked,
@@ -62,6 +64,10 @@ SECRET_RECHECK_SECONDS = 30.0
 PROBE_RECHECK_SECONDS = 0.2
 # How soon to plan again a batch that could not be enqueued (Redis away, most likely).
 NOT_ENQUEUED_RECHECK_SECONDS = 5.0
+# A runner created this long ago whose Pod the watch has not shown is asked for by name (at
+# most so many a pass): its Pod may have come and gone while the watch was starting again.
+CREATED_UNSEEN_SECONDS = 30.0
+CREATED_CONFIRMATIONS_PER_PASS = 10
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ class Observation:
     live: list[str]  # runner pods not finished, oldest first
     ready: int
     pending: int
-    in_flight: list[LedgerEntry]  # planned runners with no pod yet
+    # Runners planned or created with no pod seen yet. A created one (``created_at`` set) is
+    # never cancelled: it exists.
+    in_flight: list[LedgerEntry]
     # Seconds until removals left for later may go (None: none were).
     removals_wait: float | None = None
 
@@ -91,10 +99,13 @@ class ScaleSetReconciler:
         fence: Fence = _no_fence,
         rng: random.Random | None = None,
         requeue: Callable[[str, float], None] = _no_requeue,
+        pod_cache: RunnerPodCache | None = None,
     ):
         """``requeue(key, delay)``: look at the scale set again after ``delay`` seconds (a
-        pass started for a reason found after it returned)."""
+        pass started for a reason found after it returned). ``pod_cache``: the runner pods
+        as a watch sees them, counted instead of listing them each pass."""
         self.runtime = runtime
+        self.pod_cache = pod_cache
         self.settings = runtime.settings
         self.dispatcher = dispatcher
         self.fence = fence
@@ -270,9 +281,11 @@ class ScaleSetReconciler:
 
     def _observe(self, scale_set: ScaleSet, clean: bool = False) -> Observation:
         # The ledger is read before the pods: a runner whose pod appears in between is then
-        # seen in both and counted once (by name), never in neither.
-        in_flight = self.runtime.ledger.in_flight(scale_set.key, time.time())
-        pods = self.runtime.objects(scale_set).observe_runner_pods(scale_set.name)
+        # seen in both and counted once (by name), never in neither. Its entry stays until
+        # its pod is seen, so pods that lag (a watch's) count it in flight meanwhile.
+        entries = self.runtime.ledger.in_flight(scale_set.key, time.time())
+        pods = self._pods(scale_set)
+        entries = self._settle_created(scale_set, entries, {p.name for p in pods})
         removals_wait = self._clean_up(scale_set, pods) if clean else None
         # A terminating pod is on its way out: not counted, so its replacement is planned now.
         live = [p for p in pods if p.state in ("pending", "running") and not p.deleting]
@@ -284,9 +297,37 @@ class ScaleSetReconciler:
             live=live_names,
             ready=sum(1 for p in live if p.state == "running"),
             pending=sum(1 for p in live if p.state == "pending"),
-            in_flight=[e for e in in_flight if e.name not in known],
+            in_flight=[e for e in entries if e.name not in known],
             removals_wait=removals_wait,
         )
+
+    def _pods(self, scale_set: ScaleSet) -> list[RunnerPod]:
+        """The scale set's runner pods: from the watch once it has listed them, else listed."""
+        if self.pod_cache is not None:
+            cached = self.pod_cache.pods(scale_set.namespace, scale_set.name)
+            if cached is not None:
+                return cached
+        return self.runtime.objects(scale_set).observe_runner_pods(scale_set.name)
+
+    def _settle_created(
+        self, scale_set: ScaleSet, entries: list[LedgerEntry], observed: set[str]
+    ) -> list[LedgerEntry]:
+        """Drop the ledger entries of created runners whose pods were observed (or are gone
+        for sure); the entries left in flight."""
+        created = {e.name: e.created_at for e in entries if e.created_at is not None}
+        if not created:
+            return entries
+        plan = plan_created_runners(
+            created, observed, time.time(), CREATED_UNSEEN_SECONDS, CREATED_CONFIRMATIONS_PER_PASS
+        )
+        objects = self.runtime.objects(scale_set)
+        gone = {name for name in plan.to_confirm if objects.pod_owner(name) is None}
+        done = set(plan.seen) | gone
+        if not done:
+            return entries
+        self.fence()
+        self.runtime.ledger.remove([e for e in entries if e.name in done])
+        return [e for e in entries if e.name not in done]
 
     def _clean_up(self, scale_set: ScaleSet, pods: list[RunnerPod]) -> float | None:
         """Remove runners whose pods finished or never started (they are not live); the
@@ -295,17 +336,30 @@ class ScaleSetReconciler:
         failed = [p for p in pods if p.state == "failed_to_start"]
         waits = []
         if finished:
-            self.fence()
             # The runner ran its one job; GitHub drops an ephemeral runner's registration
             # itself, and the removal confirms it is gone.
-            waits.append(self.remover.remove(scale_set, finished, "finished").retry_after)
+            waits.append(self._remove(scale_set, finished, "finished").retry_after)
         if failed:
             self.fence()
             for pod in failed:
                 self.start_failures.record(scale_set.key, pod.start_failure)
-            result = self.remover.remove(scale_set, [p.name for p in failed], "failed_to_start")
+            result = self._remove(scale_set, [p.name for p in failed], "failed_to_start")
             waits.append(result.retry_after)
         return _soonest(waits)
+
+    def _remove(
+        self,
+        scale_set: ScaleSet,
+        names: list[str],
+        why: str,
+        registered: Mapping[str, Runner] | None = None,
+    ) -> RemovalResult:
+        self.fence()
+        result = self.remover.remove(scale_set, names, why, registered)
+        if self.pod_cache is not None and result.removed:
+            # Gone now: the next pass must not count them while the watch catches up.
+            self.pod_cache.deleted(scale_set.namespace, scale_set.name, result.removed)
+        return result
 
     # Scale up.
 
@@ -350,8 +404,11 @@ class ScaleSetReconciler:
     def _cancel_planned(self, observation: Observation) -> Observation:
         """Take back planned runners before removing live ones: a task not yet started then
         finds its ledger entry gone and creates nothing; one under way rolls back."""
-        planned = {e.name: e.deadline for e in observation.in_flight}
-        cancel = set(plan_cancellations(planned, len(observation.live), observation.desired))
+        planned = {e.name: e.deadline for e in observation.in_flight if e.created_at is None}
+        created = len(observation.in_flight) - len(planned)
+        cancel = set(
+            plan_cancellations(planned, len(observation.live) + created, observation.desired)
+        )
         if not cancel:
             return observation
         self.fence()
@@ -385,8 +442,7 @@ class ScaleSetReconciler:
         plan = plan_scale_down(target, views)
         if not plan.remove:
             return plan.draining, None
-        self.fence()
-        result = self.remover.remove(scale_set, list(plan.remove), "scale_down", registered)
+        result = self._remove(scale_set, list(plan.remove), "scale_down", registered)
         return plan.draining + len(result.busy) + len(result.deferred), result.retry_after
 
     def _registrations(self, scale_set: ScaleSet, live: list[str]) -> dict[str, Runner]:

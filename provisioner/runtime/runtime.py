@@ -72,6 +72,15 @@ class Runtime:
             REDIS_OUTAGE_WAIT_SECONDS,
         )
 
+    def created(self, entry: LedgerEntry) -> None:
+        # If Redis stays away, the entry stays planned until its deadline: it and the
+        # runner's pod carry the same name and count once.
+        with contextlib.suppress(redis.RedisError):
+            through_redis_outage(
+                lambda: self.ledger.mark_created(entry.scale_set, entry.name, time.time()),
+                REDIS_OUTAGE_WAIT_SECONDS,
+            )
+
     def complete(self, entry: LedgerEntry) -> None:
         # Done as soon as Redis answers, so a failed runner is planned anew at once. If Redis
         # stays away, no harm: the entry and the runner's pod carry the same name and count

@@ -143,3 +143,23 @@ def test_one_runner_is_in_flight_until_completed_or_past_its_deadline(redis_url)
     assert not ledger.is_in_flight("ns/set", "set-other", now=0.0)
     ledger.complete("ns/set", "set-abcde")
     assert not ledger.is_in_flight("ns/set", "set-abcde", now=999.0)
+
+
+def test_a_created_runner_stays_counted_but_is_no_longer_wanted(client):
+    ledger = Ledger(client)
+    planned = entry("linux-crtd1", NOW + 60)
+    ledger.record([planned])
+    assert ledger.mark_created("team/linux", "linux-crtd1", NOW + 1.5)
+
+    (kept,) = ledger.in_flight("team/linux", NOW)
+    assert (kept.name, kept.created_at, kept.deadline) == ("linux-crtd1", NOW + 1.5, NOW + 60)
+    # No task creates it again, whatever is delivered twice.
+    assert not ledger.is_in_flight("team/linux", "linux-crtd1", NOW)
+
+
+def test_a_cancelled_runner_is_not_marked_created_back_into_the_ledger(client):
+    ledger = Ledger(client)
+    ledger.record([entry("linux-gone1", NOW + 60)])
+    ledger.complete("team/linux", "linux-gone1")
+    assert not ledger.mark_created("team/linux", "linux-gone1", NOW)
+    assert ledger.entries("team/linux") == []
