@@ -34,6 +34,8 @@ START_FAILURE_REASONS = frozenset(
     }
 )
 POD_CACHE_SIZE = 256
+# Asks a list for the objects' metadata alone (PartialObjectMetadataList), JSON if refused.
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 PodState = Literal["pending", "running", "finished", "failed_to_start"]
 
@@ -219,13 +221,32 @@ class RunnerObjects:
             listing = json.loads(response.data)
         return [RunnerPod.from_dict(pod) for pod in listing.get("items") or []]
 
-    def list_runner_secrets(self, scale_set_name: str) -> list[k8s.V1Secret]:
+    def runner_pod_names(self, scale_set_name: str) -> set[str]:
+        """The names of the scale set's runner pods, whatever their state."""
+        listing = self._metadata("Pods", self.core.list_namespaced_pod, scale_set_name)
+        return {str(meta.get("name") or "") for meta in listing}
+
+    def runner_secret_owners(self, scale_set_name: str) -> dict[str, str]:
+        """The scale set's runner Secrets: name -> uid of the controlling owner ("" when
+        there is none). Their data (the runners' JIT configs) is never fetched."""
+        listing = self._metadata("Secrets", self.core.list_namespaced_secret, scale_set_name)
+        return {str(meta.get("name") or ""): _owner_uid(meta) for meta in listing}
+
+    def _metadata(
+        self, kind: str, list_objects: Callable[..., Any], scale_set_name: str
+    ) -> list[dict[str, Any]]:
+        """The metadata of the scale set's runner objects of ``kind``: a metadata-only listing
+        read as JSON, so thousands of objects cost neither client models nor their contents."""
         selector = f"{SCALE_SET_LABEL}={scale_set_name}"
-        with kube_errors(f"list runner Secrets of {self.namespace}/{scale_set_name}"):
-            secrets: list[k8s.V1Secret] = self.core.list_namespaced_secret(
-                self.namespace, label_selector=selector
-            ).items
-            return secrets
+        with kube_errors(f"list runner {kind} of {self.namespace}/{scale_set_name}"):
+            response = list_objects(
+                self.namespace,
+                label_selector=selector,
+                _headers={"Accept": METADATA_ONLY},
+                _preload_content=False,
+            )
+            listing = json.loads(response.data)
+        return [item.get("metadata") or {} for item in listing.get("items") or []]
 
     def _delete(
         self,
@@ -260,6 +281,14 @@ def _controller_uid(obj: Any) -> str:
     for reference in obj.metadata.owner_references or []:
         if reference.controller:
             return str(reference.uid)
+    return ""
+
+
+def _owner_uid(metadata: dict[str, Any]) -> str:
+    """As _controller_uid, for an object's metadata as JSON."""
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller"):
+            return str(reference.get("uid") or "")
     return ""
 
 

@@ -79,8 +79,8 @@ class Finalizer:
             for r in self.runtime.registrations.list(scale_set)
             if is_owned_by(r.labels, scale_set.uid)
         }
-        pods = {p.metadata.name for p in objects.list_runner_pods(scale_set.name)}
-        secrets = {s.metadata.name for s in objects.list_runner_secrets(scale_set.name)}
+        pods = objects.runner_pod_names(scale_set.name)
+        secrets = set(objects.runner_secret_owners(scale_set.name))
         names = sorted(set(registered) | pods | secrets)
         result = self.remover.remove(scale_set, names, "deleted_scale_set", registered)
         return len(result.busy) + len(result.failed) + len(result.deferred)

@@ -16,15 +16,24 @@ from typing import cast
 import redis
 
 from provisioner import metrics
+from provisioner.github import Runner
 from provisioner.github.errors import RunnerBusy
 from provisioner.kube.scaleset import ScaleSet
 from provisioner.naming import is_owned_by, runner_name_pattern
 from provisioner.runtime import Runtime
+from provisioner.runtime.registrations import ScopeView
 
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 120.0
 _FIRST_SEEN_KEY = "provisioner:gc:first-seen"
+
+
+def own_registrations(listing: Iterable[Runner], prefix: str, uid: str) -> dict[str, Runner]:
+    """The registrations of a scope's listing that are the scale set's, by name: its owner
+    label and a name it would give. The listing may be shared with other scale sets."""
+    pattern = runner_name_pattern(prefix)
+    return {r.name: r for r in listing if pattern.match(r.name) and is_owned_by(r.labels, uid)}
 
 
 def orphans(
@@ -87,8 +96,12 @@ class GarbageCollector:
             metrics.GARBAGE_COLLECTED.labels(kind="ledger").inc(len(expired))
         first_seen = self._first_seen()
         remembered: dict[str, float] = {}
+        # Many scale sets share a scope (one organisation) and a credential: each listing of
+        # the scope (paged, 100 registrations a call) serves all of them in this pass.
+        listings: dict[ScopeView, list[Runner]] = {}
         for scale_set in scale_sets:
-            seen = self._collect_scale_set(scale_set, first_seen, now, dry_run, report)
+            listing = self._listing(scale_set, listings)
+            seen = self._collect_scale_set(scale_set, listing, first_seen, now, dry_run, report)
             remembered.update(seen)
         if not dry_run:
             self._remember(first_seen, remembered, {s.namespace for s in scale_sets})
@@ -97,9 +110,20 @@ class GarbageCollector:
                 log.info("gc%s: %s %s", " (dry run)" if dry_run else "", kind, name)
         return report
 
+    def _listing(
+        self, scale_set: ScaleSet, listings: dict[ScopeView, list[Runner]]
+    ) -> list[Runner]:
+        """Every registration the scale set sees, listed once a pass per view."""
+        registrations = self.runtime.registrations
+        view = registrations.view(scale_set)
+        if view not in listings:
+            listings[view] = registrations.list(scale_set)
+        return listings[view]
+
     def _collect_scale_set(
         self,
         scale_set: ScaleSet,
+        listing: list[Runner],
         first_seen: dict[str, float],
         now: float,
         dry_run: bool,
@@ -107,22 +131,22 @@ class GarbageCollector:
     ) -> dict[str, float]:
         runtime = self.runtime
         objects = runtime.objects(scale_set)
+        # What may be garbage is listed before what keeps it (ledger, then pods): a runner's
+        # ledger entry is written before any of it is made and dropped once its pod exists,
+        # so a runner being made meanwhile is kept, even with no grace period.
+        registered = own_registrations(listing, scale_set.runner_name_prefix, scale_set.uid)
+        secrets = [
+            name
+            for name, owner in objects.runner_secret_owners(scale_set.name).items()
+            if owner == scale_set.uid
+        ]
         in_flight = {e.name for e in runtime.ledger.in_flight(scale_set.key, now)}
-        pods = {p.metadata.name for p in objects.list_runner_pods(scale_set.name)}
-        keep = pods | in_flight
-        pattern = runner_name_pattern(scale_set.runner_name_prefix)
+        keep = objects.runner_pod_names(scale_set.name) | in_flight
 
-        secrets = [s.metadata.name for s in objects.list_runner_secrets(scale_set.name)]
         secret_key = f"{scale_set.key}/secret/"
         remove_secrets, seen_secrets = orphans(
             secrets, keep, _scoped(first_seen, secret_key), now, self.grace
         )
-
-        registered = {
-            r.name: r
-            for r in runtime.registrations.list(scale_set)
-            if pattern.match(r.name) and is_owned_by(r.labels, scale_set.uid)
-        }
         registration_key = f"{scale_set.key}/registration/"
         remove_registrations, seen_registrations = orphans(
             registered, keep, _scoped(first_seen, registration_key), now, self.grace

@@ -12,8 +12,9 @@ import contextlib
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from provisioner.github import Runner
+from provisioner.github import GitHubScope, Runner
 from provisioner.github.errors import NotFound
 from provisioner.kube.scaleset import ScaleSet
 from provisioner.naming import OWNER_LABEL_PREFIX, is_owned_by
@@ -38,6 +39,16 @@ def owned(runner: Runner, scale_set: ScaleSet, unlabelled_is_ours: bool) -> bool
     return unlabelled_is_ours and not has_owner
 
 
+@dataclass(frozen=True)
+class ScopeView:
+    """A registration scope as one credential sees it through one API URL: scale sets with
+    the same view get the same listing of registrations."""
+
+    api_url: str
+    scope: GitHubScope
+    credential: str  # the credential's identity (never the secret itself)
+
+
 class Registrations:
     def __init__(self, github: GitHubAccess, limits: Limits) -> None:
         self.github = github
@@ -47,6 +58,14 @@ class Registrations:
         scope = self.github.scope(scale_set)
         self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
         return self.github.request(scale_set, lambda c: c.find_runner_by_name(scope, name))
+
+    def view(self, scale_set: ScaleSet) -> ScopeView:
+        """What the scale set's listing shows: its scope, seen with its credential."""
+        return ScopeView(
+            self.github.api_url(scale_set),
+            self.github.scope(scale_set),
+            self.github.credential(scale_set).identity,
+        )
 
     def list(self, scale_set: ScaleSet) -> list[Runner]:
         """Every registration in the scale set's scope, whoever owns it."""

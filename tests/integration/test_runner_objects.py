@@ -4,6 +4,7 @@ kube-apiserver."""
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from kubernetes import client as k8s
@@ -43,7 +44,7 @@ def test_creating_twice_makes_one_secret_and_one_pod(kube_api, namespace):
     assert objects.create_pod(scale_set, "runners-aaaaa") is True
     assert objects.create_pod(scale_set, "runners-aaaaa") is False
 
-    (secret,) = objects.list_runner_secrets("runners")
+    secret = k8s.CoreV1Api(kube_api).read_namespaced_secret("runners-aaaaa", namespace)
     assert base64.b64decode(secret.data["jitconfig"]).decode() == JIT  # the first one kept
     (pod,) = objects.list_runner_pods("runners")
     assert pod.metadata.labels["provisioner.dev/runner"] == "runners-aaaaa"
@@ -75,8 +76,42 @@ def test_lists_are_per_scale_set_and_delete_tolerates_missing_objects(kube_api, 
     objects.delete_runner_objects("first-ccccc")  # a Secret without its Pod
 
     assert [p.metadata.name for p in objects.list_runner_pods("first")] == ["first-bbbbb"]
-    assert [s.metadata.name for s in objects.list_runner_secrets("first")] == ["first-bbbbb"]
-    assert [s.metadata.name for s in objects.list_runner_secrets("second")] == ["second-aaaaa"]
+    assert objects.runner_pod_names("first") == {"first-bbbbb"}
+    assert objects.runner_secret_owners("first") == {"first-bbbbb": first.uid}
+    assert objects.runner_secret_owners("second") == {"second-aaaaa": second.uid}
+
+
+def test_secret_owners_come_from_a_metadata_only_listing(kube_api, namespace, monkeypatch):
+    scale_set = create_scale_set(kube_api, namespace)
+    objects = RunnerObjects(kube_api, namespace)
+    make_runner(objects, scale_set, "runners-aaaaa")
+    # A Secret with the scale set's label that it does not control.
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace,
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(
+                name="runners-bbbbb", labels={"provisioner.dev/scale-set": "runners"}
+            ),
+            string_data={"jitconfig": JIT},
+        ),
+    )
+    answers: list[dict] = []
+    list_secrets = objects.core.list_namespaced_secret
+
+    def recording(*args, **kwargs):
+        response = list_secrets(*args, **kwargs)
+        answers.append(json.loads(response.data))
+        return response
+
+    monkeypatch.setattr(objects.core, "list_namespaced_secret", recording)
+
+    assert objects.runner_secret_owners("runners") == {
+        "runners-aaaaa": scale_set.uid,
+        "runners-bbbbb": "",
+    }
+    (answer,) = answers
+    assert answer["kind"] == "PartialObjectMetadataList"
+    assert all("data" not in item for item in answer["items"])
 
 
 def test_an_invalid_template_is_refused_by_the_api_server(kube_api, namespace):

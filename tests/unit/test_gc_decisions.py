@@ -1,5 +1,10 @@
-from provisioner.naming import runner_name_pattern
-from provisioner.reconciler.gc import orphans
+from provisioner.github import Runner
+from provisioner.naming import owner_label, runner_name_pattern
+from provisioner.reconciler.gc import orphans, own_registrations
+
+
+def registration(name: str, *labels: str) -> Runner:
+    return Runner(id=hash(name), name=name, os="linux", status="online", busy=False, labels=labels)
 
 
 def test_a_new_orphan_is_remembered_not_removed():
@@ -32,3 +37,20 @@ def test_name_pattern_does_not_reach_into_another_scale_sets_runners():
     assert not pattern.match("runners-big-a1b2c")
     assert not pattern.match("other-a1b2c")
     assert not pattern.match("runners-a1b2c3")
+
+
+def test_a_shared_listing_gives_each_scale_set_only_its_own_registrations():
+    listing = [
+        registration("runners-aaaaa", "self-hosted", owner_label("uid-1")),
+        registration("runners-bbbbb", owner_label("uid-2")),  # same prefix, other owner
+        registration("runners-ccccc", "self-hosted"),  # no owner label: nobody's to collect
+        registration("other-ddddd", owner_label("uid-1")),  # not a name it gives
+        registration("runners-eeeee", owner_label("uid-1").upper()),  # labels ignore case
+    ]
+
+    assert sorted(own_registrations(listing, "runners", "uid-1")) == [
+        "runners-aaaaa",
+        "runners-eeeee",
+    ]
+    assert list(own_registrations(listing, "runners", "uid-2")) == ["runners-bbbbb"]
+    assert own_registrations(listing, "runners", "uid-3") == {}
