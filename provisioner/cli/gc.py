@@ -59,4 +59,6 @@ def _run(args: argparse.Namespace) -> int:
         for name in names:
             print(f"{verb} {kind} {name}")
     print(f"{verb} {report.total} leftovers")
-    return 0
+    for key in report.skipped:
+        print(f"skipped scale set {key}: its GitHub credential or Secret failed (logged above)")
+    return 1 if report.skipped else 0

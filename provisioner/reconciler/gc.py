@@ -18,6 +18,7 @@ import redis
 from provisioner import metrics
 from provisioner.github import Runner
 from provisioner.github.errors import RunnerBusy
+from provisioner.kube.leader import LostLeadership
 from provisioner.kube.scaleset import ScaleSet
 from provisioner.naming import is_owned_by, runner_name_pattern
 from provisioner.runtime import Runtime
@@ -63,6 +64,7 @@ class GcReport:
     registrations: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     ledger_entries: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # scale sets not collected this pass
 
     @property
     def total(self) -> int:
@@ -98,10 +100,21 @@ class GarbageCollector:
         remembered: dict[str, float] = {}
         # Many scale sets share a scope (one organisation) and a credential: each listing of
         # the scope (paged, 100 registrations a call) serves all of them in this pass.
-        listings: dict[ScopeView, list[Runner]] = {}
+        listings: dict[ScopeView, list[Runner] | Exception] = {}
         for scale_set in scale_sets:
-            listing = self._listing(scale_set, listings)
-            seen = self._collect_scale_set(scale_set, listing, first_seen, now, dry_run, report)
+            try:
+                listing = self._listing(scale_set, listings)
+                seen = self._collect_scale_set(scale_set, listing, first_seen, now, dry_run, report)
+            except LostLeadership:
+                raise
+            except Exception as exc:
+                # One scale set's trouble (its credential revoked or held back, its Secret
+                # unreadable) stops only its own collection; the time its leftovers were
+                # first seen is kept, so their grace runs on.
+                log.warning("gc: %s skipped this pass: %s", scale_set.key, exc)
+                report.skipped.append(scale_set.key)
+                prefix = f"{scale_set.key}/"
+                seen = {k: v for k, v in first_seen.items() if k.startswith(prefix)}
             remembered.update(seen)
         if not dry_run:
             self._remember(first_seen, remembered, {s.namespace for s in scale_sets})
@@ -111,14 +124,21 @@ class GarbageCollector:
         return report
 
     def _listing(
-        self, scale_set: ScaleSet, listings: dict[ScopeView, list[Runner]]
+        self, scale_set: ScaleSet, listings: dict[ScopeView, list[Runner] | Exception]
     ) -> list[Runner]:
-        """Every registration the scale set sees, listed once a pass per view."""
+        """Every registration the scale set sees, listed once a pass per view (a listing
+        that failed is not asked for again in the pass)."""
         registrations = self.runtime.registrations
         view = registrations.view(scale_set)
         if view not in listings:
-            listings[view] = registrations.list(scale_set)
-        return listings[view]
+            try:
+                listings[view] = registrations.list(scale_set)
+            except Exception as exc:
+                listings[view] = exc
+        listing = listings[view]
+        if isinstance(listing, Exception):
+            raise listing
+        return listing
 
     def _collect_scale_set(
         self,

@@ -160,3 +160,25 @@ def test_a_runner_being_created_during_a_pass_with_no_grace_is_kept(
     assert creation.fired
     assert report.registrations == ["runners-left1"]
     assert {r["name"] for r in pipeline.ghsim.admin.registrations()} == {"runners-new01"}
+
+
+def test_a_scale_set_whose_credential_is_revoked_does_not_stop_the_others_collection(pipeline):
+    revoked = _apply(pipeline, "alpha", GHSIM_TOKEN)
+    healthy = _apply(pipeline, "delta", GHSIM_SECOND_TOKEN)
+    _leave_things(pipeline, revoked, GHSIM_TOKEN)
+    _leave_things(pipeline, healthy, GHSIM_SECOND_TOKEN)
+    pipeline.ghsim.admin.revoke_credential(token=GHSIM_TOKEN)
+    runtime = _runtime(pipeline)
+    try:
+        report = GarbageCollector(runtime, grace=0).collect([revoked, healthy])
+    finally:
+        runtime.close()
+        pipeline.ghsim.admin.restore_credential(token=GHSIM_TOKEN)
+
+    assert report.skipped == [revoked.key]
+    assert report.registrations == ["delta-left1"]
+    assert report.secrets == ["delta-left2"]
+    registered = {r["name"] for r in pipeline.ghsim.admin.registrations()}
+    assert "alpha-left1" in registered and "delta-left1" not in registered
+    objects = RunnerObjects(pipeline.kube_api, pipeline.namespace)
+    assert "alpha-left2" in objects.runner_secret_owners("alpha")
