@@ -155,6 +155,11 @@ class GitHubClient:
     def list_runners(self, scope: GitHubScope) -> list[Runner]:
         return list(self._runner_pages(scope, "list-runners", {}))
 
+    def list_runners_page(self, scope: GitHubScope, page: int) -> tuple[list[Runner], int]:
+        """Page ``page`` (from 1) of the scope's runners, PAGE_SIZE a page, and the
+        total_count GitHub reports: for callers that fetch the pages side by side."""
+        return self._runner_page(scope, "list-runners", {}, page)
+
     def find_runner_by_name(self, scope: GitHubScope, name: str) -> Runner | None:
         # GitHub filters by ?name= on every scope; matching here too keeps the answer right
         # from a server that ignores the filter (the pages are then walked to the end).
@@ -182,19 +187,24 @@ class GitHubClient:
         seen = 0
         page = 1
         while True:
-            response = self._call(
-                "GET",
-                f"{scope.api_path}/actions/runners",
-                operation,
-                params={**params, "per_page": PAGE_SIZE, "page": page},
-            )
-            self._expect(response, 200, operation, scope)
-            runners, total = parse_runner_page(_json(response, operation), operation)
+            runners, total = self._runner_page(scope, operation, params, page)
             yield from runners
             seen += len(runners)
             if len(runners) < PAGE_SIZE or seen >= total:
                 return
             page += 1
+
+    def _runner_page(
+        self, scope: GitHubScope, operation: str, params: Mapping[str, Any], page: int
+    ) -> tuple[list[Runner], int]:
+        response = self._call(
+            "GET",
+            f"{scope.api_path}/actions/runners",
+            operation,
+            params={**params, "per_page": PAGE_SIZE, "page": page},
+        )
+        self._expect(response, 200, operation, scope)
+        return parse_runner_page(_json(response, operation), operation)
 
     # Requests.
 

@@ -12,9 +12,11 @@ import contextlib
 import enum
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from provisioner.github import GitHubScope, Runner
+from provisioner.github.client import PAGE_SIZE
 from provisioner.github.errors import NotFound
 from provisioner.kube.scaleset import ScaleSet
 from provisioner.naming import OWNER_LABEL_PREFIX, is_owned_by
@@ -24,6 +26,8 @@ from provisioner.runtime.limits import Limits
 log = logging.getLogger(__name__)
 
 TOKEN_WAIT_SECONDS = 30.0
+# One page of a listing: its runners, and the scope's total_count as GitHub reported it.
+RunnerPage = tuple[list[Runner], int]
 
 
 class Removal(enum.Enum):
@@ -68,10 +72,37 @@ class Registrations:
         )
 
     def list(self, scale_set: ScaleSet) -> list[Runner]:
-        """Every registration in the scale set's scope, whoever owns it."""
+        """Every registration in the scale set's scope, whoever owns it. The first page tells
+        how many there are, and the others are fetched side by side (as many at once as
+        creations): 10,000 runners are 100 pages, half a minute one after another."""
         scope = self.github.scope(scale_set)
+        first = self._page(scale_set, scope, 1)
+        _, total = first
+        last_page = -(-total // PAGE_SIZE)
+        with self._pool(last_page - 1, "list") as pool:
+            rest = pool.map(
+                lambda page: self._page(scale_set, scope, page), range(2, last_page + 1)
+            )
+            pages = [first, *rest]
+        runners = [runner for page_runners, _ in pages for runner in page_runners]
+        last_runners, last_total = pages[-1]
+        # Registrations made while the pages were read may have filled the last page and
+        # started another: walk on while the scope says there are more.
+        while len(last_runners) == PAGE_SIZE and last_total > last_page * PAGE_SIZE:
+            last_page += 1
+            last_runners, last_total = self._page(scale_set, scope, last_page)
+            runners.extend(last_runners)
+        return runners
+
+    def _page(self, scale_set: ScaleSet, scope: GitHubScope, page: int) -> RunnerPage:
         self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)
-        return self.github.request(scale_set, lambda c: c.list_runners(scope))
+        return self.github.request(scale_set, lambda c: c.list_runners_page(scope, page))
+
+    def _pool(self, calls: int, name: str) -> ThreadPoolExecutor:
+        concurrency = self.github.settings.runner_creation_concurrency
+        return ThreadPoolExecutor(
+            max_workers=max(1, min(calls, concurrency)), thread_name_prefix=name
+        )
 
     def remove(
         self,

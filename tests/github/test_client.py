@@ -123,6 +123,19 @@ def test_list_runners_reads_every_page(client: GitHubClient, ghsim: Ghsim) -> No
     assert client.find_runner_by_name(REPO, "p-104").name == "p-104"
 
 
+def test_one_page_of_runners_comes_with_the_scopes_total(
+    client: GitHubClient, ghsim: Ghsim
+) -> None:
+    for i in range(105):
+        register(client, f"p-{i:03d}")
+    runners, total = client.list_runners_page(REPO, 2)
+    assert ([r.name for r in runners], total) == (
+        ["p-100", "p-101", "p-102", "p-103", "p-104"],
+        105,
+    )
+    assert client.list_runners_page(REPO, 3) == ([], 105)
+
+
 def test_many_threads_share_one_client(client: GitHubClient, ghsim: Ghsim) -> None:
     names = [f"t-{i}" for i in range(40)]
     run_concurrently([lambda n=name: register(client, n) for name in names])
