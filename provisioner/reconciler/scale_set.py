@@ -11,7 +11,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 
 from provisioner.failure_budget import CREATION_FAILURES, START_FAILURES, FailureBudget
 from provisioner.github import Runner
+from provisioner.github.client import PAGE_SIZE
 from provisioner.github.errors import GitHubError
 from provisioner.github.hosts import HostNotAllowed
 from provisioner.kube.crd import GROUP, PLURAL, VERSION
@@ -30,7 +31,6 @@ from provisioner.ledger import BatchProgress, LedgerEntry
 from provisioner.naming import runner_names
 from provisioner.planner import (
     CALLS_PER_RUNNER,
-    RunnerView,
     clamp_desired,
     plan_cancellations,
     plan_created_runners,
@@ -54,6 +54,12 @@ from provisioner.runtime.github_access import RECHECK_REJECTED_SECONDS
 from provisioner.runtime.limits import CredentialLimits
 from provisioner.runtime.queue import visibility_timeout
 from provisioner.runtime.registrations import owned
+from provisioner.scale_down_lookups import (
+    RegistrationState,
+    listing_pages,
+    next_lookup,
+    runner_views,
+)
 
 log = logging.getLogger(__name__)
 
@@ -428,39 +434,70 @@ class ScaleSetReconciler:
         target = max(0, observation.desired - len(observation.in_flight))
         if len(observation.live) <= target:
             return 0, None
-        registered = self._registrations(scale_set, observation.live)
-        order = {name: index for index, name in enumerate(observation.live)}
-        views = [
-            RunnerView(
-                name=name,
-                created_at=order[name],
-                busy=bool(registered[name].busy) if name in registered else False,
-                registered=name in registered,
-            )
-            for name in observation.live
-        ]
-        plan = plan_scale_down(target, views)
+        known = self._registrations(scale_set, observation.live, len(observation.live) - target)
+        plan = plan_scale_down(target, runner_views(observation.live, _states(known)))
         if not plan.remove:
             return plan.draining, None
+        registered = {name: runner for name, runner in known.items() if runner is not None}
         result = self._remove(scale_set, list(plan.remove), "scale_down", registered)
         return plan.draining + len(result.busy) + len(result.deferred), result.retry_after
 
-    def _registrations(self, scale_set: ScaleSet, live: list[str]) -> dict[str, Runner]:
-        """The registrations of the live runners, by name. One listing serves most; a runner
-        it misses (its pages shift while ephemeral runners deregister) is asked about by
-        name, so a busy runner is never taken for an unregistered one."""
+    def _registrations(
+        self, scale_set: ScaleSet, live: list[str], excess: int
+    ) -> dict[str, Runner | None]:
+        """The scale set's registrations of live runners (oldest first), by name (None: it
+        has none by that name), for enough of them to find ``excess`` that may go: a few are
+        asked about by name, in waves, while that costs no more calls than listing the scope
+        (see provisioner.scale_down_lookups)."""
         registrations = self.runtime.registrations
+        pages = listing_pages(registrations.last_total(scale_set), len(live), PAGE_SIZE)
+        known: dict[str, Runner | None] = {}
+        while True:
+            step = next_lookup(
+                live, excess, _states(known), pages, self.settings.runner_creation_concurrency
+            )
+            if step.list_scope:
+                return self._listed(scale_set, live, known)
+            if not step.ask:
+                return known
+            known.update(self._find_each(scale_set, step.ask))
+
+    def _listed(
+        self, scale_set: ScaleSet, live: list[str], asked: dict[str, Runner | None]
+    ) -> dict[str, Runner | None]:
+        """The registrations of every live runner. One listing serves most; a runner it misses
+        (its pages shift while ephemeral runners deregister) is asked about by name unless it
+        was just now, so a busy runner is never taken for an unregistered one."""
         listed = {
             r.name: r
-            for r in registrations.list(scale_set)
+            for r in self.runtime.registrations.list(scale_set)
             if owned(r, scale_set, unlabelled_is_ours=True)
         }
-        for name in live:
-            if name not in listed:
-                runner = registrations.find(scale_set, name)
-                if runner is not None and owned(runner, scale_set, unlabelled_is_ours=True):
-                    listed[name] = runner
-        return {name: listed[name] for name in live if name in listed}
+        known = {**asked, **{name: listed[name] for name in live if name in listed}}
+        missing = [name for name in live if name not in known]
+        known.update(self._find_each(scale_set, missing))
+        return known
+
+    def _find_each(self, scale_set: ScaleSet, names: Sequence[str]) -> dict[str, Runner | None]:
+        """The scale set's registration of each name (None: it has none by that name)."""
+        found = self.runtime.registrations.find_each(scale_set, names)
+        return {name: _if_owned(runner, scale_set) for name, runner in found.items()}
+
+
+def _if_owned(runner: Runner | None, scale_set: ScaleSet) -> Runner | None:
+    if runner is not None and owned(runner, scale_set, unlabelled_is_ours=True):
+        return runner
+    return None
+
+
+def _states(known: Mapping[str, Runner | None]) -> dict[str, RegistrationState]:
+    return {name: _state(runner) for name, runner in known.items()}
+
+
+def _state(registration: Runner | None) -> RegistrationState:
+    if registration is None:
+        return RegistrationState.ABSENT
+    return RegistrationState.BUSY if registration.busy else RegistrationState.IDLE
 
 
 def _soonest(waits: list[float | None]) -> float | None:

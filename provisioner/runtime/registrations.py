@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,6 +57,8 @@ class Registrations:
     def __init__(self, github: GitHubAccess, limits: Limits) -> None:
         self.github = github
         self.limits = limits
+        # The total_count of each scope's last listing: what the next one would cost.
+        self._scope_totals: dict[GitHubScope, int] = {}
 
     def find(self, scale_set: ScaleSet, name: str) -> Runner | None:
         scope = self.github.scope(scale_set)
@@ -71,6 +73,11 @@ class Registrations:
             self.github.credential(scale_set).identity,
         )
 
+    def find_each(self, scale_set: ScaleSet, names: Sequence[str]) -> dict[str, Runner | None]:
+        """``find`` of each name, side by side (as many at once as creations)."""
+        with self._pool(len(names), "find") as pool:
+            return dict(zip(names, pool.map(lambda n: self.find(scale_set, n), names), strict=True))
+
     def list(self, scale_set: ScaleSet) -> list[Runner]:
         """Every registration in the scale set's scope, whoever owns it. The first page tells
         how many there are, and the others are fetched side by side (as many at once as
@@ -78,6 +85,7 @@ class Registrations:
         scope = self.github.scope(scale_set)
         first = self._page(scale_set, scope, 1)
         _, total = first
+        self._scope_totals[scope] = total
         last_page = -(-total // PAGE_SIZE)
         with self._pool(last_page - 1, "list") as pool:
             rest = pool.map(
@@ -93,6 +101,11 @@ class Registrations:
             last_runners, last_total = self._page(scale_set, scope, last_page)
             runners.extend(last_runners)
         return runners
+
+    def last_total(self, scale_set: ScaleSet) -> int | None:
+        """How many registrations the scale set's scope had at its last listing (None: not
+        listed since this process started)."""
+        return self._scope_totals.get(self.github.scope(scale_set))
 
     def _page(self, scale_set: ScaleSet, scope: GitHubScope, page: int) -> RunnerPage:
         self.limits.github_token(self.github.credential(scale_set), TOKEN_WAIT_SECONDS)

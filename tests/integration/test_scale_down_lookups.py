@@ -1,5 +1,6 @@
 """Scale-down in a scope shared with many other runners (an organisation of many scale sets):
-a large removal reads the listing's pages side by side. Busy runners stay."""
+removing a few runners asks GitHub about them by name instead of listing the whole scope, and
+a large removal reads the listing's pages side by side. Busy runners stay either way."""
 
 from __future__ import annotations
 
@@ -91,6 +92,48 @@ def _our_registrations(pipeline: Pipeline) -> set[str]:
     }
 
 
+def test_a_few_removals_from_a_large_scope_ask_by_name_and_spare_busy_runners(
+    pipeline: Pipeline, ghsim_server: GitHubSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill_scope(ghsim_server, OTHER_RUNNERS)
+    pipeline.start_workers(1)
+    pipeline.start_reconciler()
+    pipeline.apply_scale_set(replicas=12)
+    pipeline.wait_for_runners(12)
+    # A fresh reconciler: its garbage collection, which lists runners too, first runs a
+    # minute after it starts, so every listing seen below is a scale-down's.
+    pipeline.reconcilers[0].stop(timeout=15)
+    pipeline.start_reconciler()
+    calls = RunnerCalls(ghsim_server)
+    monkeypatch.setattr(ghsim_server.simulator, "handle", calls.handle)
+
+    # Nothing is known of the scope yet: it is listed, and its size remembered.
+    pipeline.scale("runners", 10)
+    pipeline.wait_for_runners(10)
+    assert calls.pages >= OTHER_RUNNERS // PAGE
+
+    live = [p.metadata.name for p in _live_pods(pipeline)]
+    busy = live[-2:]  # the newest, asked about first
+    for name in busy:
+        pipeline.ghsim.admin.set_runner_state(name, "busy")
+    calls.reset()
+
+    pipeline.scale("runners", 5)
+    # The 2 busy runners and the 3 oldest idle ones stay.
+    kept = set(busy) | set(live[:3])
+    wait_until(
+        lambda: {p.metadata.name for p in _live_pods(pipeline)} == kept,
+        60,
+        "the 5 newest idle runners to go",
+    )
+    wait_until(lambda: _our_registrations(pipeline) == kept, 30, "their registrations to go")
+    # 7 lookups (5, then 2 more past the busy ones) and 5 removals; a listing is 31 pages.
+    assert calls.pages == 0, f"{calls.pages} pages of the scope's runners listed"
+    assert calls.total <= 20, (calls.lookups, calls.others)
+    status = pipeline.scale_set().get("status") or {}
+    assert status.get("drainingRunners", 0) == 0, status
+
+
 def test_a_large_scale_down_reads_the_listing_pages_side_by_side(
     pipeline: Pipeline, ghsim_server: GitHubSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +189,7 @@ def test_a_listing_reads_the_registrations_made_while_its_pages_were_read(
     runtime = Runtime(load_settings(settings))
     try:
         listed = [runner.name for runner in runtime.registrations.list(scale_set)]
+        assert runtime.registrations.last_total(scale_set) == 250
     finally:
         runtime.close()
     assert grown.is_set()
