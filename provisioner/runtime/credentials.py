@@ -20,6 +20,26 @@ INDEX_KEY = "provisioner:credentials"
 # What GitHub said is kept this long after it last said anything.
 KEEP_SECONDS = 2 * 3600
 
+# Processes record the headers of answers they got side by side, and a slower one may write
+# after a newer answer: within one window (same reset and limit) remaining only goes down, and
+# an answer of a window already over changes nothing.
+_RECORD_RATE_LIMIT = """
+local stored = redis.call('HMGET', KEYS[1], 'limit', 'remaining', 'reset')
+local limit, remaining, reset = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stored_reset = tonumber(stored[3])
+if stored_reset and reset < stored_reset then
+  return 0
+end
+if stored_reset == reset and tonumber(stored[1]) == limit and tonumber(stored[2]) then
+  remaining = math.min(remaining, tonumber(stored[2]))
+end
+redis.call('HSET', KEYS[1], 'limit', limit, 'remaining', remaining, 'reset', reset,
+  'resource', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[6])
+return 1
+"""
+
 
 def _key(identity: str) -> str:
     return PREFIX + identity
@@ -45,23 +65,21 @@ class CredentialView:
 class CredentialRecords:
     def __init__(self, redis_client: redis.Redis) -> None:
         self.redis = redis_client
+        self._record_rate_limit = redis_client.register_script(_RECORD_RATE_LIMIT)
 
     def record_rate_limit(self, identity: str, info: RateLimitInfo) -> None:
         """The x-ratelimit-* headers of one of the credential's authenticated answers."""
-        key = _key(identity)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(
-            key,
-            mapping={
-                "limit": info.limit,
-                "remaining": info.remaining,
-                "reset": info.reset,
-                "resource": info.resource or "core",
-            },
+        self._record_rate_limit(
+            keys=[_key(identity), INDEX_KEY],
+            args=[
+                info.limit,
+                info.remaining,
+                info.reset,
+                info.resource or "core",
+                KEEP_SECONDS,
+                identity,
+            ],
         )
-        pipe.expire(key, KEEP_SECONDS)
-        pipe.sadd(INDEX_KEY, identity)
-        pipe.execute()
 
     def record_throttled(self, identity: str) -> None:
         key = _key(identity)

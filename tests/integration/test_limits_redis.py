@@ -429,3 +429,28 @@ def test_more_tokens_than_the_burst_are_taken_in_parts_at_the_rate(client):
     bucket.acquire(timeout=5, count=5)  # 2 at once, then 3 more at 10 a second
     took = time.monotonic() - started
     assert 0.25 <= took < 2.0, took  # never faster than the rate
+
+
+def test_a_credential_budget_reported_out_of_order_keeps_the_lowest_of_its_window(client):
+    # Workers record the headers of answers they got side by side; a slower one writes an
+    # older, higher remaining after a newer one. The planner must not believe calls came back.
+    records = CredentialRecords(client)
+    reset = int(time.time()) + 600
+
+    def info(remaining: int, window_reset: int = reset) -> RateLimitInfo:
+        return RateLimitInfo(
+            limit=100,
+            remaining=remaining,
+            used=100 - remaining,
+            reset=window_reset,
+            resource="core",
+        )
+
+    records.record_rate_limit("token-racing", info(40))
+    records.record_rate_limit("token-racing", info(43))
+    assert records.view("token-racing").remaining == 40
+    # A new window starts over, and a late answer of the old window does not undo that.
+    records.record_rate_limit("token-racing", info(99, reset + 3600))
+    records.record_rate_limit("token-racing", info(38))
+    view = records.view("token-racing")
+    assert (view.remaining, view.reset) == (99, reset + 3600)
