@@ -92,14 +92,19 @@ def _our_registrations(pipeline: Pipeline) -> set[str]:
     }
 
 
-def test_a_few_removals_from_a_large_scope_ask_by_name_and_spare_busy_runners(
-    pipeline: Pipeline, ghsim_server: GitHubSimulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _start_among_others(pipeline: Pipeline, ghsim_server: GitHubSimulator, replicas: int) -> None:
+    """Our scale set's ``replicas`` runners, registered in a scope holding many others'."""
     _fill_scope(ghsim_server, OTHER_RUNNERS)
     pipeline.start_workers(1)
     pipeline.start_reconciler()
-    pipeline.apply_scale_set(replicas=12)
-    pipeline.wait_for_runners(12)
+    pipeline.apply_scale_set(replicas=replicas)
+    pipeline.wait_for_runners(replicas)
+
+
+def test_a_few_removals_from_a_large_scope_ask_by_name_and_spare_busy_runners(
+    pipeline: Pipeline, ghsim_server: GitHubSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _start_among_others(pipeline, ghsim_server, replicas=12)
     # A fresh reconciler: its garbage collection, which lists runners too, first runs a
     # minute after it starts, so every listing seen below is a scale-down's.
     pipeline.reconcilers[0].stop(timeout=15)
@@ -137,11 +142,7 @@ def test_a_few_removals_from_a_large_scope_ask_by_name_and_spare_busy_runners(
 def test_a_large_scale_down_reads_the_listing_pages_side_by_side(
     pipeline: Pipeline, ghsim_server: GitHubSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fill_scope(ghsim_server, OTHER_RUNNERS)
-    pipeline.start_workers(1)
-    pipeline.start_reconciler()
-    pipeline.apply_scale_set(replicas=40)
-    pipeline.wait_for_runners(40)
+    _start_among_others(pipeline, ghsim_server, replicas=40)
     busy = [p.metadata.name for p in _live_pods(pipeline)][-3:]
     for name in busy:
         pipeline.ghsim.admin.set_runner_state(name, "busy")
