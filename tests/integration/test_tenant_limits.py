@@ -136,7 +136,7 @@ def _fair_turns(
     else:
         # Unpaced, 500 creations took 18 s on the 2-core CI machine, and the small one's own
         # 2 s (a slot, GitHub's 300 ms, its Secrets and Pods among the big one's) were most
-        # of the tenth. Four creations at once keep the big one near a minute.
+        # of the tenth. Four creations at once keep the big one over 40 s (measured 42 s).
         pipeline.settings_env.update(PROVISIONER_RUNNER_CREATION_CONCURRENCY="4")
     pipeline.ghsim.admin.configure(latency_ms=300)
     pipeline.start_workers(2)
